@@ -1,0 +1,93 @@
+// Package testmodel finds the shared test data and exports the shared
+// Hugging Face test models to TorchScript, once, for tests of any package.
+package testmodel
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// RepoRoot is the repository's top directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// SharedDir is ../shared beside the repository (or $DIALOGBOT_SHARED); the
+// test is skipped when it is absent, as in a user's fresh clone.
+func SharedDir(tb testing.TB) string {
+	tb.Helper()
+	dir := os.Getenv("DIALOGBOT_SHARED")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(), "..", "shared")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "models")); err != nil {
+		tb.Skipf("shared test data not found at %s (set DIALOGBOT_SHARED): %v", dir, err)
+	}
+	return dir
+}
+
+// Python finds a Python that can import torch: $PYTHON, python3, /usr/bin/python3.
+func Python() (string, error) {
+	for _, p := range []string{os.Getenv("PYTHON"), "python3", "/usr/bin/python3"} {
+		if p == "" {
+			continue
+		}
+		if exec.Command(p, "-c", "import torch").Run() == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no python with torch found (apt-get install python3-torch, or set PYTHON)")
+}
+
+// Export exports ../shared/models/NAME with model/python/export.py into
+// build/testmodels/NAME (reused when already there) and returns that dir.
+func Export(tb testing.TB, name string, extra ...string) string {
+	tb.Helper()
+	src := filepath.Join(SharedDir(tb), "models", name)
+	return exportTo(tb, name, append([]string{"--hf", src}, extra...))
+}
+
+// ExportRandom exports a randomly initialised model of a named shape
+// (export.py --random-shape) with the given tokenizer file.
+func ExportRandom(tb testing.TB, shape, tokenizer string) string {
+	tb.Helper()
+	return exportTo(tb, "random-"+shape, []string{"--random-shape", shape, "--tokenizer", tokenizer})
+}
+
+func exportTo(tb testing.TB, name string, args []string) string {
+	tb.Helper()
+	out := filepath.Join(RepoRoot(), "build", "testmodels", name)
+	if _, err := os.Stat(filepath.Join(out, "dialogbot.json")); err == nil {
+		return out
+	}
+	py, err := Python()
+	if err != nil {
+		tb.Fatalf("export %s: %v", name, err)
+	}
+	// Export into a temporary directory and rename it, so test packages
+	// running in parallel never see a half-written model.
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(out), name+".tmp")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	script := filepath.Join(RepoRoot(), "model", "python", "export.py")
+	cmd := exec.Command(py, append([]string{script, "--out", tmp}, args...)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("export %s: %v\n%s", name, err, b)
+	}
+	if err := os.Rename(tmp, out); err != nil && !os.IsExist(err) {
+		if _, statErr := os.Stat(filepath.Join(out, "dialogbot.json")); statErr != nil {
+			tb.Fatalf("export %s: %v", name, err)
+		}
+	}
+	return out
+}
