@@ -1,0 +1,128 @@
+// Package bot is the Telegram side of dialogbot: it takes updates (long
+// polling or a webhook), keeps each chat's messages in order, stores the
+// dialogue history in SQLite, asks a Replier for the answers and sends them
+// within Telegram's limits.
+package bot
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/mymmrac/telego"
+	ta "github.com/mymmrac/telego/telegoapi"
+)
+
+// Bot is a running Telegram bot. Make one with New, then call Run once.
+type Bot struct {
+	opts    Options
+	replier Replier
+	log     *slog.Logger
+	api     *telego.Bot
+	client  *http.Client
+	send    *sender
+
+	allowUsers, allowChats map[int64]bool
+
+	// set by Run
+	store   *Store
+	me      telego.User
+	mention *regexp.Regexp
+
+	mu          sync.Mutex
+	rnd         *rand.Rand
+	webhookAddr net.Addr
+}
+
+// New checks the options and prepares a bot; it makes no network call.
+func New(opts Options, r Replier, log *slog.Logger) (*Bot, error) {
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("bot options: %w", err)
+	}
+	client := opts.HTTPClient
+	if client == nil {
+		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	api, err := telego.NewBot(opts.Token,
+		telego.WithAPIServer(opts.APIURL),
+		telego.WithAPICaller(redactingCaller{next: ta.HTTPCaller{Client: client}, token: opts.Token}),
+		telego.WithLogger(telegoLogger{log: log, token: opts.Token}))
+	if err != nil {
+		return nil, fmt.Errorf("telegram client: %w", err)
+	}
+	rnd := opts.Rand
+	if rnd == nil {
+		rnd = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed))
+	}
+	b := &Bot{
+		opts: opts, replier: r, log: log, api: api, client: client, rnd: rnd,
+		allowUsers: idSet(opts.AllowedUserIDs), allowChats: idSet(opts.AllowedChatIDs),
+	}
+	lim := newLimiter(opts.Limits, time.Now, sleepCtx)
+	b.send = &sender{api: api, lim: lim, log: log, sleep: sleepCtx, backoff: opts.RetryBackoff}
+	return b, nil
+}
+
+// Run serves until ctx is cancelled: it stops taking updates, gives the
+// replies in flight ShutdownGrace to finish, cancels the rest and returns
+// once every goroutine it started has ended.
+func (b *Bot) Run(ctx context.Context) error {
+	store, err := OpenStore(ctx, b.opts.StorePath, b.opts.HistoryTurns)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	defer b.client.CloseIdleConnections()
+	b.store = store
+	me, err := b.api.GetMe(ctx)
+	if err != nil {
+		return fmt.Errorf("get bot identity: %w", err)
+	}
+	b.me, b.mention = *me, mentionPattern(me.Username)
+	b.log.Info("bot started", "username", me.Username, "id", me.ID, "mode", b.opts.Mode)
+
+	// Replies run on a context of their own, so that stopping the updates
+	// does not cut them short; close cancels it once the grace is over.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	d := newDispatcher(b.handleUpdate, b.log, b.opts)
+	if b.opts.Mode == ModeWebhook {
+		err = b.serveWebhook(ctx, work, d)
+	} else {
+		err = b.poll(ctx, work, d)
+	}
+	d.close(b.opts.ShutdownGrace, cancelWork)
+	b.log.Info("bot stopped")
+	return err
+}
+
+// Username is the bot's @username as getMe gave it (empty before Run).
+func (b *Bot) Username() string { return b.me.Username }
+
+// WebhookAddr is the address the webhook server listens on, nil until it does.
+func (b *Bot) WebhookAddr() net.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.webhookAddr
+}
+
+func (b *Bot) roll(percent int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rnd.IntN(100) < percent
+}
+
+func idSet(ids []int64) map[int64]bool {
+	m := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}

@@ -1,0 +1,70 @@
+package bot
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mymmrac/telego"
+)
+
+func TestDispatcherKeepsOrderAndRetiresIdleWorkers(t *testing.T) {
+	before := runtime.NumGoroutine()
+	var mu sync.Mutex
+	seen := map[int64][]int{}
+	handle := func(_ context.Context, u telego.Update) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[u.Message.Chat.ID] = append(seen[u.Message.Chat.ID], u.UpdateID)
+	}
+	o := Options{MaxConcurrent: 2, QueueSize: 100, IdleTimeout: time.Millisecond}
+	d := newDispatcher(handle, slog.New(slog.NewTextHandler(io.Discard, nil)), o)
+	ctx := context.Background()
+	for i := range 300 {
+		d.dispatch(ctx, telego.Update{UpdateID: i, Message: private(int64(i%3), "x")})
+	}
+	waitFor(t, "idle workers to retire", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.chats) == 0
+	})
+	checkNoLeaks(t, before)
+	for chat, ids := range seen {
+		for i := 1; i < len(ids); i++ {
+			if ids[i] < ids[i-1] {
+				t.Fatalf("chat %d handled out of order: %v", chat, ids)
+			}
+		}
+		if len(ids) != 100 {
+			t.Errorf("chat %d handled %d updates, want 100", chat, len(ids))
+		}
+	}
+	d.close(time.Second, func() {})
+}
+
+func TestDispatcherDropsBeyondQueue(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	handled := 0
+	handle := func(context.Context, telego.Update) {
+		<-release
+		mu.Lock()
+		handled++
+		mu.Unlock()
+	}
+	o := Options{MaxConcurrent: 1, QueueSize: 2, IdleTimeout: time.Minute}
+	d := newDispatcher(handle, slog.New(slog.NewTextHandler(io.Discard, nil)), o)
+	for i := range 10 {
+		d.dispatch(context.Background(), telego.Update{UpdateID: i, Message: private(1, "x")})
+	}
+	close(release)
+	d.close(time.Second, func() {})
+	// the first is taken by the worker (or queued), two more fit the queue
+	if handled < 2 || handled > 3 {
+		t.Errorf("%d updates handled, want the queue's worth (2 or 3)", handled)
+	}
+}

@@ -1,0 +1,152 @@
+package bot
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// Mode says how updates reach the bot.
+const (
+	ModePolling = "polling"
+	ModeWebhook = "webhook"
+)
+
+// Options configure a Bot. The zero value of every field but Token means its
+// default (see withDefaults); main fills them from the TOML config.
+type Options struct {
+	Token  string
+	APIURL string // default https://api.telegram.org
+	Mode   string // ModePolling (default) or ModeWebhook
+
+	WebhookListen string // address the webhook server listens on, e.g. ":8443"
+	WebhookPath   string // path Telegram posts updates to, e.g. "/telegram"
+	WebhookURL    string // public URL given to setWebhook
+	WebhookSecret string // checked on every webhook request
+
+	AdminIDs       []int64 // notified on /start
+	AllowedUserIDs []int64 // with AllowedChatIDs: both empty = everyone
+	AllowedChatIDs []int64
+
+	Texts Texts
+
+	StorePath    string        // SQLite file with histories and settings
+	HistoryTurns int           // turns kept per chat and given to the Replier
+	GroupChance  int           // percent chance of joining a group unprompted, for chats without /chance
+	ReplyTimeout time.Duration // bound on one Replier call
+
+	Limits Limits
+
+	MaxConcurrent  int           // updates handled at once over all chats
+	QueueSize      int           // updates waiting per chat; more are dropped
+	IdleTimeout    time.Duration // an idle chat worker exits after this
+	ShutdownGrace  time.Duration // replies in flight get this long to finish on shutdown
+	TypingInterval time.Duration // "typing" is repeated this often while generating
+	PollTimeout    time.Duration // long-polling timeout of getUpdates
+	RetryBackoff   time.Duration // first wait after a failed getUpdates or a refused connection
+
+	HTTPClient *http.Client // default: a client of its own, closed on exit
+	Rand       *rand.Rand   // for the group chance; default seeded from the clock
+}
+
+// Texts are what the bot says besides generated replies.
+type Texts struct {
+	Greeting     string // /start
+	Help         string // /help
+	Apology      string // the Replier failed
+	TooLong      string // the message does not fit the model's context
+	NonTextReply string // stickers, photos...; empty = silence
+	ResetReply   string // /reset
+}
+
+// Limits are Telegram's sending limits, as token buckets.
+type Limits struct {
+	ChatPerSecond   float64 // per chat, about 1
+	GroupPerMinute  float64 // per group chat, 20
+	GlobalPerSecond float64 // over all chats, 30
+}
+
+// DefaultOptions are the defaults for every field a config may leave out.
+func DefaultOptions() Options {
+	return Options{
+		APIURL: "https://api.telegram.org",
+		Mode:   ModePolling,
+		Texts: Texts{
+			Greeting:   "Hi! I am a dialogue bot. Just write to me.",
+			Help:       "Write me a message and I will answer. In groups, mention me or reply to me.\n/reset - forget our conversation\n/chance N - (group admins) join the talk unprompted with N% chance",
+			Apology:    "Sorry, something went wrong. Please try again later.",
+			TooLong:    "Sorry, your message is too long for me.",
+			ResetReply: "Okay, I have forgotten our conversation.",
+		},
+		StorePath:      "dialogbot.db",
+		HistoryTurns:   12,
+		ReplyTimeout:   30 * time.Second,
+		Limits:         Limits{ChatPerSecond: 1, GroupPerMinute: 20, GlobalPerSecond: 30},
+		MaxConcurrent:  16,
+		QueueSize:      32,
+		IdleTimeout:    time.Minute,
+		ShutdownGrace:  3 * time.Second,
+		TypingInterval: 4 * time.Second,
+		PollTimeout:    25 * time.Second,
+		RetryBackoff:   time.Second,
+	}
+}
+
+// Validate reports the first option that cannot work.
+func (o Options) Validate() error {
+	switch {
+	case o.Token == "":
+		return errors.New("empty token")
+	case o.Mode != ModePolling && o.Mode != ModeWebhook:
+		return fmt.Errorf("mode %q: want %q or %q", o.Mode, ModePolling, ModeWebhook)
+	case o.Mode == ModeWebhook && (o.WebhookListen == "" || o.WebhookURL == "" || o.WebhookSecret == ""):
+		return errors.New("webhook mode needs a listen address, a URL and a secret")
+	case o.GroupChance < 0 || o.GroupChance > 100:
+		return fmt.Errorf("group chance %d: want 0..100", o.GroupChance)
+	case o.HistoryTurns < 1:
+		return fmt.Errorf("history turns %d: want at least 1", o.HistoryTurns)
+	case o.MaxConcurrent < 1 || o.QueueSize < 1:
+		return errors.New("max concurrent and queue size must be at least 1")
+	case o.Limits.ChatPerSecond <= 0 || o.Limits.GroupPerMinute <= 0 || o.Limits.GlobalPerSecond <= 0:
+		return errors.New("rate limits must be positive")
+	case o.StorePath == "":
+		return errors.New("empty store path")
+	}
+	return nil
+}
+
+// withDefaults fills every zero field from DefaultOptions, so a caller (a
+// test, mostly) sets only what it cares about.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	setDefault(&o.APIURL, d.APIURL)
+	setDefault(&o.Mode, d.Mode)
+	setDefault(&o.Texts.Greeting, d.Texts.Greeting)
+	setDefault(&o.Texts.Help, d.Texts.Help)
+	setDefault(&o.Texts.Apology, d.Texts.Apology)
+	setDefault(&o.Texts.TooLong, d.Texts.TooLong)
+	setDefault(&o.Texts.ResetReply, d.Texts.ResetReply)
+	setDefault(&o.StorePath, d.StorePath)
+	setDefault(&o.HistoryTurns, d.HistoryTurns)
+	setDefault(&o.ReplyTimeout, d.ReplyTimeout)
+	setDefault(&o.Limits.ChatPerSecond, d.Limits.ChatPerSecond)
+	setDefault(&o.Limits.GroupPerMinute, d.Limits.GroupPerMinute)
+	setDefault(&o.Limits.GlobalPerSecond, d.Limits.GlobalPerSecond)
+	setDefault(&o.MaxConcurrent, d.MaxConcurrent)
+	setDefault(&o.QueueSize, d.QueueSize)
+	setDefault(&o.IdleTimeout, d.IdleTimeout)
+	setDefault(&o.ShutdownGrace, d.ShutdownGrace)
+	setDefault(&o.TypingInterval, d.TypingInterval)
+	setDefault(&o.PollTimeout, d.PollTimeout)
+	setDefault(&o.RetryBackoff, d.RetryBackoff)
+	return o
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}

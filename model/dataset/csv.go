@@ -1,0 +1,149 @@
+package dataset
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dialogbot/dialogbot/model"
+)
+
+// CSVRoles says who the context cells of a dialogue CSV were written by; the
+// layout does not record it.
+type CSVRoles string
+
+const (
+	// RolesAlternate: speakers alternate back from the response, so
+	// context_1 is the user, context_2 the bot, ... (the classic DialoGPT reading).
+	RolesAlternate CSVRoles = "alternate"
+	// RolesUser: every context cell is the user's (someone else than the responder).
+	RolesUser CSVRoles = "user"
+)
+
+// ParseCSVRoles checks a --csv-roles value.
+func ParseCSVRoles(s string) (CSVRoles, error) {
+	switch r := CSVRoles(s); r {
+	case RolesAlternate, RolesUser:
+		return r, nil
+	case "":
+		return RolesAlternate, nil
+	}
+	return "", fmt.Errorf("unknown csv roles %q (want %q or %q)", s, RolesAlternate, RolesUser)
+}
+
+var contextColRE = regexp.MustCompile(`^context_(\d+)$`)
+
+// csvLayout is where the context cells (oldest first) and the response are.
+type csvLayout struct {
+	context  []int
+	response int
+}
+
+// ReadCSV reads a dialogue CSV whose header names context_N ... context_1
+// (any number, in any column order) and response; other columns are ignored.
+// Each row with a response and some context is one sample and one dialogue;
+// rows keep file order, which stands for time in the train/valid split.
+func ReadCSV(r io.Reader, roles CSVRoles, anonymize bool, skipped func(reason string)) ([]Sample, ReadStats, error) {
+	cr := csv.NewReader(r)
+	var st ReadStats
+	header, err := cr.Read()
+	if err != nil {
+		return nil, st, fmt.Errorf("csv header: %w", csvErr(err))
+	}
+	lay, err := layoutOf(header)
+	if err != nil {
+		return nil, st, err
+	}
+	var out []Sample
+	for row := 0; ; row++ {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return out, st, nil
+		}
+		if err != nil {
+			return nil, st, csvErr(err)
+		}
+		st.Messages++
+		s, reason := lay.sample(rec, roles, anonymize, row)
+		if reason != "" {
+			skipped(reason)
+			continue
+		}
+		out = append(out, s)
+	}
+}
+
+// csvErr names a truncated quoted cell plainly; encoding/csv errors already
+// carry the line and column.
+func csvErr(err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrQuote) {
+		return fmt.Errorf("malformed or truncated csv (unterminated quoted cell starting on line %d): %w", pe.StartLine, err)
+	}
+	if errors.Is(err, io.EOF) {
+		return errors.New("empty csv file")
+	}
+	return fmt.Errorf("malformed csv: %w", err)
+}
+
+func layoutOf(header []string) (csvLayout, error) {
+	lay := csvLayout{response: -1}
+	type col struct{ n, idx int }
+	var ctx []col
+	for i, h := range header {
+		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if h == "response" {
+			lay.response = i
+		} else if m := contextColRE.FindStringSubmatch(h); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			ctx = append(ctx, col{n, i})
+		}
+	}
+	if lay.response < 0 || len(ctx) == 0 {
+		return lay, fmt.Errorf("csv header %q: want context_N ... context_1 and response columns", header)
+	}
+	sort.Slice(ctx, func(a, b int) bool { return ctx[a].n > ctx[b].n })
+	for _, c := range ctx {
+		lay.context = append(lay.context, c.idx)
+	}
+	return lay, nil
+}
+
+// sample makes one row a sample; empty context cells are skipped.
+func (l csvLayout) sample(rec []string, roles CSVRoles, anonymize bool, row int) (Sample, string) {
+	clean := func(s string) string {
+		if anonymize {
+			s = Anonymize(s)
+		}
+		return strings.TrimSpace(s)
+	}
+	reply := clean(rec[l.response])
+	if reply == "" {
+		return Sample{}, "empty_response"
+	}
+	var texts []string
+	for _, i := range l.context {
+		if t := clean(rec[i]); t != "" {
+			texts = append(texts, t)
+		}
+	}
+	if len(texts) == 0 {
+		return Sample{}, "no_context"
+	}
+	turns := make([]model.Turn, len(texts))
+	for k, t := range texts {
+		sp := model.User
+		if roles == RolesAlternate && (len(texts)-k)%2 == 0 {
+			sp = model.Bot
+		}
+		turns[k] = model.Turn{Speaker: sp, Text: t}
+	}
+	// Row order stands for time: the split only compares times.
+	return Sample{Time: time.Unix(int64(row), 0).UTC(), Dialogue: row, Speaker: "response", Context: turns, Reply: reply}, ""
+}

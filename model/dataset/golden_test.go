@@ -1,0 +1,160 @@
+package dataset
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/dialogbot/dialogbot/model"
+)
+
+var updateGolden = flag.Bool("update-golden", false, "rewrite ids and mask of testdata/prompt_golden.json with the shared ru tokenizer")
+
+const goldenPath = "../../testdata/prompt_golden.json"
+
+type goldenTurn struct {
+	Speaker string `json:"speaker"`
+	Text    string `json:"text"`
+}
+
+type goldenCase struct {
+	Name        string       `json:"name"`
+	Format      string       `json:"format"`
+	Turns       []goldenTurn `json:"turns"`
+	MaxTurns    int          `json:"max_turns"`
+	MaxTokens   int          `json:"max_tokens"`
+	PromptTurns int          `json:"prompt_turns"`
+	PromptText  string       `json:"prompt_text"`
+	Target      string       `json:"target"`
+	TargetText  string       `json:"target_text"`
+	IDs         []int        `json:"ids"`
+	Mask        []int        `json:"mask"` // ints: a []uint8 would be base64 in JSON
+}
+
+type goldenFile struct {
+	About     string       `json:"about"`
+	Tokenizer string       `json:"tokenizer"`
+	Cases     []goldenCase `json:"cases"`
+}
+
+func (c goldenCase) modelTurns(tb testing.TB) []model.Turn {
+	out := make([]model.Turn, len(c.Turns))
+	for i, t := range c.Turns {
+		switch t.Speaker {
+		case "user":
+			out[i] = model.Turn{Speaker: model.User, Text: t.Text}
+		case "bot":
+			out[i] = model.Turn{Speaker: model.Bot, Text: t.Text}
+		default:
+			tb.Fatalf("%s: speaker %q", c.Name, t.Speaker)
+		}
+	}
+	return out
+}
+
+func loadGolden(tb testing.TB) goldenFile {
+	tb.Helper()
+	var g goldenFile
+	readJSON(tb, goldenPath, &g)
+	if len(g.Cases) == 0 {
+		tb.Fatal("no golden cases")
+	}
+	return g
+}
+
+// TestPromptGoldenText checks the hand-written texts against the format; it
+// needs no tokenizer. The kept turns are the newest prompt_turns non-empty
+// ones: nonEmpty and the cut are BuildPrompt's, checked with ids below.
+func TestPromptGoldenText(t *testing.T) {
+	for _, c := range loadGolden(t).Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			f, err := model.ParseFormat(c.Format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kept []model.Turn
+			for _, turn := range c.modelTurns(t) {
+				if turn.Text = strings.TrimSpace(turn.Text); turn.Text != "" {
+					kept = append(kept, turn)
+				}
+			}
+			if c.PromptTurns > len(kept) || c.PromptTurns > c.MaxTurns {
+				t.Fatalf("prompt_turns %d of %d turns, max %d", c.PromptTurns, len(kept), c.MaxTurns)
+			}
+			if got := f.PromptText(kept[len(kept)-c.PromptTurns:]); got != c.PromptText {
+				t.Errorf("PromptText\n got %q\nwant %q", got, c.PromptText)
+			}
+			if got := f.TargetText(c.Target); got != c.TargetText {
+				t.Errorf("TargetText %q, want %q", got, c.TargetText)
+			}
+		})
+	}
+}
+
+// TestPromptGolden checks the ids: BuildPrompt with the case's limits, then
+// the target, give exactly ids, equal to encoding the texts, and the loss
+// mask covers the target alone.
+func TestPromptGolden(t *testing.T) {
+	tok := sharedTokenizer(t)
+	g := loadGolden(t)
+	for i, c := range g.Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			f, _ := model.ParseFormat(c.Format)
+			// max_tokens is the prompt's limit, so the context is it plus the new tokens.
+			lim := Limits{Context: c.MaxTokens + 40, MaxNewTokens: 40, MaxTurns: c.MaxTurns}
+			ids, promptLen, err := EncodeExample(tok, f, c.modelTurns(t), c.Target, lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tok.Encode(c.PromptText); !reflect.DeepEqual(ids[:promptLen], want) {
+				t.Errorf("BuildPrompt ids %v, encoded prompt_text %v", ids[:promptLen], want)
+			}
+			if want := tok.Encode(c.TargetText); !reflect.DeepEqual(ids[promptLen:], want) {
+				t.Errorf("target ids %v, encoded target_text %v", ids[promptLen:], want)
+			}
+			var mask []int
+			for _, m := range LossMask(len(ids), promptLen) {
+				mask = append(mask, int(m))
+			}
+			if *updateGolden {
+				g.Cases[i].IDs, g.Cases[i].Mask = ids, mask
+				return
+			}
+			if !reflect.DeepEqual(ids, c.IDs) || !reflect.DeepEqual(mask, c.Mask) {
+				t.Errorf("ids %v mask %v\nwant %v mask %v", ids, mask, c.IDs, c.Mask)
+			}
+		})
+	}
+	if *updateGolden {
+		writeGolden(t, g)
+	}
+}
+
+func sharedTokenizer(tb testing.TB) *model.Tokenizer {
+	tb.Helper()
+	path := filepath.Join(sharedDir(tb), "tokenizers", "ru-tokenizer.json")
+	tok, err := model.LoadTokenizer(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
+}
+
+// writeGolden keeps the file readable: number arrays on one line.
+func writeGolden(tb testing.TB, g goldenFile) {
+	data, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	data = regexp.MustCompile(`\[\s*([0-9,\s]*?)\s*\]`).ReplaceAllFunc(data, func(m []byte) []byte {
+		return regexp.MustCompile(`\s+`).ReplaceAll(m, nil)
+	})
+	if err := os.WriteFile(goldenPath, append(data, '\n'), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}

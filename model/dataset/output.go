@@ -1,0 +1,139 @@
+package dataset
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// FormatVersion of the dataset directory (FORMAT.md).
+const FormatVersion = 1
+
+// Meta is meta.json: what finetune.py checks before training.
+type Meta struct {
+	FormatVersion   int    `json:"format_version"`
+	PromptFormat    string `json:"prompt_format"`
+	Tokenizer       string `json:"tokenizer"`
+	TokenizerSHA256 string `json:"tokenizer_sha256"`
+	VocabSize       int    `json:"vocab_size"`
+	ContextLength   int    `json:"context_length"`
+	MaxNewTokens    int    `json:"max_new_tokens"`
+	MaxTurns        int    `json:"max_turns"`
+	TrainExamples   int    `json:"train_examples"`
+	ValidExamples   int    `json:"valid_examples"`
+}
+
+// WriteDir writes the dataset directory described in FORMAT.md.
+func WriteDir(dir string, r Result, meta Meta) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	meta.FormatVersion, meta.TrainExamples, meta.ValidExamples = FormatVersion, len(r.Train), len(r.Valid)
+	for split, ex := range map[string][]Example{"train": r.Train, "valid": r.Valid} {
+		if err := writeSplit(dir, split, ex, meta.VocabSize); err != nil {
+			return err
+		}
+	}
+	if err := writeJSON(filepath.Join(dir, "meta.json"), meta); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(dir, "stats.json"), r.Stats); err != nil {
+		return err
+	}
+	return writePreview(filepath.Join(dir, "preview.jsonl"), r.Preview)
+}
+
+// writeSplit writes SPLIT.tokens.u32, SPLIT.mask.u8 and SPLIT.offsets.u64.
+func writeSplit(dir, split string, ex []Example, vocab int) (err error) {
+	files := make([]*bufFile, 3)
+	for i, ext := range []string{"tokens.u32", "mask.u8", "offsets.u64"} {
+		if files[i], err = createBuf(filepath.Join(dir, split+"."+ext)); err != nil {
+			return err
+		}
+		defer func(f *bufFile) { err = errors.Join(err, f.close()) }(files[i])
+	}
+	tokens, mask, offsets := files[0], files[1], files[2]
+	var off uint64
+	offsets.write(off)
+	for _, e := range ex {
+		if err := checkVocab(e.IDs, vocab); err != nil {
+			return err
+		}
+		tokens.write(e.IDs)
+		mask.write(LossMask(len(e.IDs), e.PromptLen))
+		off += uint64(len(e.IDs))
+		offsets.write(off)
+	}
+	return nil
+}
+
+func checkVocab(ids []uint32, vocab int) error {
+	for _, id := range ids {
+		if vocab > 0 && int(id) >= vocab {
+			return fmt.Errorf("token id %d not below the vocabulary size %d", id, vocab)
+		}
+	}
+	return nil
+}
+
+// bufFile is a buffered file that keeps its first write error, so the
+// writing loop stays plain and close reports it.
+type bufFile struct {
+	f   *os.File
+	w   *bufio.Writer
+	err error
+}
+
+func createBuf(path string) (*bufFile, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("dataset output: %w", err)
+	}
+	return &bufFile{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+}
+
+func (b *bufFile) write(v any) {
+	if b.err == nil {
+		b.err = binary.Write(b.w, binary.LittleEndian, v)
+	}
+}
+
+func (b *bufFile) close() error {
+	err := errors.Join(b.err, b.w.Flush(), b.f.Close())
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", b.f.Name(), err)
+	}
+	return nil
+}
+
+// writeJSON writes v indented, with names like "<bot>" left readable.
+func writeJSON(path string, v any) error {
+	f, err := createBuf(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f.w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	f.err = enc.Encode(v)
+	return f.close()
+}
+
+func writePreview(path string, lines []PreviewLine) error {
+	f, err := createBuf(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f.w)
+	enc.SetEscapeHTML(false)
+	for _, l := range lines {
+		if f.err == nil {
+			f.err = enc.Encode(l)
+		}
+	}
+	return f.close()
+}

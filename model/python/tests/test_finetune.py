@@ -1,0 +1,273 @@
+"""Tests of finetune.py and dataset_io.py on a tiny random GPT-2 and a tiny
+synthetic dataset written here in the binary format (no shared files needed)."""
+
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import dataset_io  # noqa: E402
+import finetune  # noqa: E402
+import gpt2  # noqa: E402
+
+VOCAB = 40
+FIRST, SECOND, EOS = 1, 2, 0
+
+
+def tiny_model_dir(root) -> str:
+    """A random 2-layer GPT-2 saved in HF layout, with a stand-in tokenizer.json."""
+    path = os.path.join(str(root), "model")
+    cfg = gpt2.GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=VOCAB, n_positions=48, eos_token_id=EOS)
+    gpt2.save_hf(gpt2.random_gpt2(cfg, seed=7), path)
+    with open(os.path.join(path, "tokenizer.json"), "w") as f:
+        json.dump({"model": {"type": "BPE", "vocab": {}}}, f)
+    return path
+
+
+def example(rng: np.random.Generator):
+    """@@ПЕРВЫЙ@@ w... @@ВТОРОЙ@@ -> reply = the words reversed, then the stop tag.
+    Learnable from the prompt, so a few steps must lower the loss."""
+    words = list(rng.integers(3, VOCAB, size=int(rng.integers(2, 8))))
+    prompt = [FIRST] + words + [SECOND]
+    target = words[::-1] + [FIRST]
+    return prompt + target, [0] * len(prompt) + [1] * len(target)
+
+
+def tiny_dataset_dir(root, n_train=96, n_valid=24, seed=3, **extra) -> str:
+    path = os.path.join(str(root), "data")
+    rng = np.random.default_rng(seed)
+    train = [example(rng) for _ in range(n_train)]
+    valid = [example(rng) for _ in range(n_valid)]
+    dataset_io.write_dataset(path, train, valid, vocab_size=VOCAB, context_length=48, extra=extra)
+    return path
+
+
+def args_for(tmp_path, model, data, *extra):
+    return finetune.parse_args(["--model", model, "--data", data, "--out", os.path.join(str(tmp_path), "out"),
+                                "--device", "cpu", "--batch-tokens", "256", "--seed", "5", *extra])
+
+
+def quiet_run(args, **kw):
+    lines = []
+    return finetune.run(args, log=lines.append, **kw), lines
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def test_loss_predicts_token_j_from_tokens_before_j():
+    ids = torch.tensor([[5, 6, 7, 8]])
+    mask = torch.tensor([[False, False, True, True]])
+    logits = torch.full((1, 4, VOCAB), -30.0)
+    for j in range(1, 4):  # logits at j-1 point at ids[j]: a perfect next-token predictor
+        logits[0, j - 1, ids[0, j]] = 30.0
+    loss, n = finetune.masked_loss_sum(logits, ids, mask)
+    assert n == 2
+    assert loss.item() < 1e-6
+    shifted = torch.roll(logits, 1, dims=1)  # off by one: must be penalised
+    assert finetune.masked_loss_sum(shifted, ids, mask)[0].item() > 10
+
+
+@pytest.mark.parametrize("change, changes_loss", [
+    ("unmasked labels", False),
+    ("first token (never a label)", False),
+    ("a masked label", True),
+])
+def test_loss_counts_only_masked_targets(change, changes_loss):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 6, VOCAB, generator=g)
+    ids = torch.randint(0, VOCAB, (2, 6), generator=g)
+    mask = torch.tensor([[0, 0, 0, 1, 1, 0], [1, 0, 1, 1, 0, 0]], dtype=torch.bool)
+    before, _ = finetune.masked_loss_sum(logits, ids, mask)
+    edited = ids.clone()
+    if change == "unmasked labels":
+        edited[~mask] = (edited[~mask] + 1) % VOCAB
+    elif change == "first token (never a label)":
+        edited[:, 0] = (edited[:, 0] + 1) % VOCAB
+    else:
+        edited[0, 4] = (edited[0, 4] + 1) % VOCAB
+    after, _ = finetune.masked_loss_sum(logits, edited, mask)
+    assert (not torch.equal(before, after)) == changes_loss
+
+
+def test_padding_never_counts(tmp_path):
+    model = gpt2.load_hf(tiny_model_dir(tmp_path))
+    rng = np.random.default_rng(1)
+    split = split_of([example(rng) for _ in range(3)])
+    alone = [finetune.masked_loss_sum(model(b.ids), b.ids, b.mask)[0].item()
+             for b in (finetune.collate(split, np.array([i]), 0, 48, "cpu") for i in range(3))]
+    for pad in (0, 17, VOCAB - 1):
+        b = finetune.collate(split, np.arange(3), pad, 48, "cpu")
+        assert b.tokens == len(split.tokens)
+        with torch.no_grad():
+            loss, n = finetune.masked_loss_sum(model(b.ids), b.ids, b.mask)
+        assert n == split.target_tokens()
+        assert loss.item() == pytest.approx(sum(alone), rel=1e-5), f"pad id {pad}"
+
+
+def split_of(examples) -> dataset_io.Split:
+    lens = [len(ids) for ids, _ in examples]
+    return dataset_io.Split(np.array([t for ids, _ in examples for t in ids], dtype=np.uint32),
+                            np.array([m for _, mk in examples for m in mk], dtype=np.uint8),
+                            np.concatenate([[0], np.cumsum(lens)]).astype(np.int64))
+
+
+def test_collate_keeps_the_last_tokens_of_a_long_example():
+    split = split_of([(list(range(3, 13)), [0] * 7 + [1] * 3)])
+    b = finetune.collate(split, np.array([0]), 0, 4, "cpu")
+    assert b.ids.tolist() == [[9, 10, 11, 12]]
+    assert b.mask.tolist() == [[False, True, True, True]]
+
+
+# ----------------------------------------------------------------------------- batching and schedule
+
+
+@pytest.mark.parametrize("name, batch_tokens, batch_size, seed", [
+    ("by tokens, sorted", 64, 0, None),
+    ("by tokens, shuffled", 64, 0, 3),
+    ("by count", 10_000, 4, 3),
+    ("one example longer than the budget", 5, 0, None),
+])
+def test_make_batches(name, batch_tokens, batch_size, seed):
+    lengths = np.random.default_rng(0).integers(2, 40, size=50)
+    rng = None if seed is None else np.random.default_rng(seed)
+    batches = finetune.make_batches(lengths, batch_tokens, batch_size, rng)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(50)), "every example exactly once"
+    for b in batches:
+        assert len(b) == 1 or len(b) * lengths[b].max() <= batch_tokens
+        assert batch_size == 0 or len(b) <= batch_size
+    if seed is not None:
+        again = finetune.make_batches(lengths, batch_tokens, batch_size, np.random.default_rng(seed))
+        assert [b.tolist() for b in batches] == [b.tolist() for b in again], "same seed, same batches"
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    f = finetune.lr_lambda(warmup=4, total=20, min_ratio=0.1)
+    warm = [f(s) for s in range(4)]
+    assert warm == sorted(warm) and warm[-1] == 1.0
+    decay = [f(s) for s in range(4, 21)]
+    assert decay == sorted(decay, reverse=True)
+    assert decay[0] == pytest.approx(1.0) and decay[-1] == pytest.approx(0.1)
+
+
+def test_weight_decay_skips_biases_and_layernorm(tmp_path):
+    model = gpt2.load_hf(tiny_model_dir(tmp_path))
+    decay, other = finetune.param_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(p.dim() >= 2 for p in decay["params"])
+    no_decay = {names[id(p)] for p in other["params"]}
+    assert "transformer.ln_f.weight" in no_decay and "transformer.h.0.attn.c_attn.bias" in no_decay
+    assert other["weight_decay"] == 0.0 and decay["weight_decay"] == 0.1
+
+
+# ----------------------------------------------------------------------------- training runs
+
+
+def test_training_lowers_valid_loss_and_saves_a_loadable_best(tmp_path):
+    model, data = tiny_model_dir(tmp_path), tiny_dataset_dir(tmp_path)
+    args = args_for(tmp_path, model, data, "--steps", "40", "--lr", "3e-3", "--eval-every", "20")
+    summary, lines = quiet_run(args)
+    assert summary["steps"] == 40
+    assert summary["valid_loss_after"] < summary["valid_loss_before"] - 0.3, lines
+    assert summary["valid_ppl_before"] == pytest.approx(math.exp(summary["valid_loss_before"]))
+    assert any(line.startswith("step 40/40 loss") and "tok/s" in line and "eta" in line for line in lines)
+    best = summary["best_dir"]
+    assert sorted(os.listdir(best)) == ["config.json", "model.safetensors", "tokenizer.json"]
+    reloaded = gpt2.load_hf(best)
+    s = finetune.setup(finetune.parse_args(["--model", best, "--data", data, "--out", "x", "--device", "cpu"]),
+                       lambda _: None)._replace(model=reloaded)
+    assert finetune.evaluate(s, 256, 0) == pytest.approx(summary["valid_loss_best"], rel=1e-5)
+    with open(os.path.join(args.out, "summary.json")) as f:
+        assert json.load(f) == summary
+
+
+def test_resume_continues_from_the_saved_step_exactly(tmp_path):
+    model, data = tiny_model_dir(tmp_path), tiny_dataset_dir(tmp_path)
+    common = ("--steps", "8", "--eval-every", "4", "--lr", "1e-3", "--grad-accum", "2")
+    straight, _ = quiet_run(args_for(tmp_path / "a", model, data, *common))
+    resumed_args = args_for(tmp_path / "b", model, data, *common)
+    first, _ = quiet_run(resumed_args, should_stop=lambda step: step >= 3)
+    assert first["steps"] == 3 and first["stopped_early"]
+    second, lines = quiet_run(resumed_args)
+    assert any("resumed" in line and "at step 3" in line for line in lines), lines
+    assert second["steps"] == 8 and not second["stopped_early"]
+    assert second["valid_loss_before"] == first["valid_loss_before"]
+    a = torch.load(os.path.join(str(tmp_path / "a" / "out"), finetune.CHECKPOINT))["model"]
+    b = torch.load(os.path.join(resumed_args.out, finetune.CHECKPOINT))["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a), "a resumed run must end where an uninterrupted one does"
+    assert second["valid_loss_after"] == straight["valid_loss_after"]
+
+
+def test_resume_refuses_another_dataset(tmp_path):
+    model = tiny_model_dir(tmp_path)
+    args = args_for(tmp_path, model, tiny_dataset_dir(tmp_path / "d1"), "--steps", "2")
+    quiet_run(args)
+    args.data = tiny_dataset_dir(tmp_path / "d2", n_train=50)
+    with pytest.raises(finetune.FinetuneError, match="another dataset"):
+        quiet_run(args)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def corrupt(name):
+    def f(data):
+        with open(os.path.join(data, name), "ab") as fh:
+            fh.write(b"\x01")
+    return f
+
+
+def remove(name):
+    return lambda data: os.remove(os.path.join(data, name))
+
+
+def set_meta(**kv):
+    def f(data):
+        p = os.path.join(data, "meta.json")
+        with open(p) as fh:
+            meta = json.load(fh)
+        meta.update(kv)
+        with open(p, "w") as fh:
+            json.dump(meta, fh)
+    return f
+
+
+@pytest.mark.parametrize("name, damage, message", [
+    ("missing data dir", lambda d: os.rename(d, d + ".gone"), "does not exist"),
+    ("missing meta", remove("meta.json"), "meta.json: missing"),
+    ("missing tokens", remove("valid.tokens.u32"), "valid.tokens.u32: missing"),
+    ("truncated tokens", corrupt("train.tokens.u32"), "not a whole number"),
+    ("mask longer than tokens", corrupt("train.mask.u8"), "mask bytes"),
+    ("wrong example count", set_meta(train_examples=5), "offsets, meta.json says 5"),
+    ("unknown version", set_meta(format_version=2), "format_version 2"),
+    ("bigger vocabulary", set_meta(vocab_size=VOCAB + 1), "model vocab_size"),
+    ("other tokenizer", set_meta(tokenizer_sha256="ab" * 32, tokenizer="other.json"), "rebuild it"),
+    ("token out of vocab", set_meta(vocab_size=10), ">= vocab_size 10"),
+    ("no model dir", lambda d: None, "model directory"),
+])
+def test_bad_input_gives_one_line_error(tmp_path, capsys, name, damage, message):
+    model, data = tiny_model_dir(tmp_path), tiny_dataset_dir(tmp_path)
+    damage(data)
+    if name == "no model dir":
+        model = model + ".missing"
+    code = finetune.main(["--model", model, "--data", data, "--out", str(tmp_path / "out"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith("finetune: error:") and message in err[0], err
+
+
+def test_dataset_round_trip(tmp_path):
+    data = tiny_dataset_dir(tmp_path, n_train=5, n_valid=2)
+    ds = dataset_io.load_dataset(data)
+    assert (len(ds.train), len(ds.valid)) == (5, 2)
+    rng = np.random.default_rng(3)
+    ids, mask = example(rng)
+    got_ids, got_mask = ds.train.example(0)
+    assert got_ids.tolist() == ids and got_mask.tolist() == mask
+    assert ds.train.target_tokens() == int(ds.train.mask.sum())
