@@ -87,6 +87,7 @@ func waitFree(tb testing.TB, fm *fakemodel.Model) {
 // same tokens as alone, and really share steps.
 func TestEngineBatchesConcurrentRequests(t *testing.T) {
 	fm := fakemodel.New(101, 16, 96)
+	fm.Delay = time.Millisecond
 	e := newEngine(t, fm, model.EngineOptions{PrefillChunk: 16})
 	const n = 40
 	var wg sync.WaitGroup
@@ -150,17 +151,17 @@ func TestEngineCandidatesShareThePrefill(t *testing.T) {
 }
 
 func TestEngineCancelFreesSlots(t *testing.T) {
-	fm := fakemodel.New(50, 2, 4096)
+	fm := fakemodel.New(50, 2, 1<<20)
 	e := newEngine(t, fm, model.EngineOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := e.Generate(ctx, model.Request{Prompt: []int{1, 2}, Params: greedyParams(4000)})
-		done <- err
-	}()
-	time.Sleep(10 * time.Millisecond)
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
+	defer cancel()
+	// Cancel from inside the generation, so it cannot finish first.
+	req := model.Request{Prompt: []int{1, 2}, Params: greedyParams(1 << 19), OnToken: func(n int) {
+		if n == 5 {
+			cancel()
+		}
+	}}
+	if _, err := e.Generate(ctx, req); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
 	waitFree(t, fm)

@@ -23,7 +23,7 @@ type SamplingParams struct {
 	TopK              int     // 0 = off
 	TopP              float64 // (0,1]; 1 = off
 	RepetitionPenalty float64 // 1 = off; HF semantics (logit<0 ? *p : /p) over prompt+generated ids
-	NoRepeatNgram     int     // 0 = off; HF semantics over prompt+generated ids
+	NoRepeatNgram     int     // 0 = off; HF's rule, over the generated ids only (see process)
 	MinNewTokens      int     // stop ids are banned until this many tokens are generated
 	MaxNewTokens      int     // the caller stops after this many (the sampler does not count)
 }
@@ -178,7 +178,11 @@ func (s *Sampler) process(history []int, generated int, c Candidates) {
 		s.forEach(c, s.seen, func(i int) { s.vals[i] = penalize(s.vals[i], p) })
 	}
 	if n := s.p.NoRepeatNgram; n > 0 {
-		s.banned = s.withoutStops(appendNgramBans(s.banned[:0], history, n))
+		// Only the reply's own n-grams: in a dialogue prompt "? " comes
+		// before every tag, so HF's rule over the whole history bans the
+		// space before the stop tag and the reply cannot end after a "?".
+		reply := history[len(history)-min(generated, len(history)):]
+		s.banned = s.withoutStops(appendNgramBans(s.banned[:0], reply, n))
 		s.forEach(c, s.banned, func(i int) { s.vals[i] = math.Inf(-1) })
 	}
 	if generated < s.p.MinNewTokens {

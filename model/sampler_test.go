@@ -115,15 +115,17 @@ func TestSamplingRules(t *testing.T) {
 			[]float32{2, 1}, map[int]float64{0: 0.5, 1: 0.5}},
 		{"repetition penalty with temperature", func(p *SamplingParams) { p.RepetitionPenalty = 2; p.Temperature = 0.5 }, nil, []int{1}, 0,
 			[]float32{1, 2}, map[int]float64{0: 0.5, 1: 0.5}},
-		{"no-repeat-ngram 2 bans the repeated bigram", func(p *SamplingParams) { p.NoRepeatNgram = 2 }, nil, []int{5, 1, 5}, 0,
+		{"no-repeat-ngram 2 bans the repeated bigram", func(p *SamplingParams) { p.NoRepeatNgram = 2 }, nil, []int{5, 1, 5}, 3,
 			[]float32{0, 0, 0, 0, 0, 0}, softmaxOf([]int{0, 2, 3, 4, 5}, []float64{0, 0, 0, 0, 0})},
-		{"no-repeat-ngram 1 bans every seen token", func(p *SamplingParams) { p.NoRepeatNgram = 1 }, nil, []int{1, 3}, 0,
+		{"no-repeat-ngram 1 bans every seen token", func(p *SamplingParams) { p.NoRepeatNgram = 1 }, nil, []int{1, 3}, 2,
 			[]float32{0, 0, 0, 0}, softmaxOf([]int{0, 2}, []float64{0, 0})},
-		{"no-repeat-ngram 3 over the prompt", func(p *SamplingParams) { p.NoRepeatNgram = 3 }, nil, []int{1, 2, 3, 4, 1, 2, 4, 1, 2}, 1,
+		{"no-repeat-ngram 3 over the reply", func(p *SamplingParams) { p.NoRepeatNgram = 3 }, nil, []int{1, 2, 3, 4, 1, 2, 4, 1, 2}, 9,
 			[]float32{0, 0, 0, 0, 0}, softmaxOf([]int{0, 1, 2}, []float64{0, 0, 0})},
-		{"no-repeat-ngram 3 needs the whole prefix", func(p *SamplingParams) { p.NoRepeatNgram = 3 }, nil, []int{1, 2, 3, 2, 1}, 0,
+		{"no-repeat-ngram ignores the prompt", func(p *SamplingParams) { p.NoRepeatNgram = 3 }, nil, []int{1, 2, 3, 4, 1, 2, 4, 1, 2}, 1,
+			[]float32{0, 0, 0, 0, 0}, softmaxOf([]int{0, 1, 2, 3, 4}, []float64{0, 0, 0, 0, 0})},
+		{"no-repeat-ngram 3 needs the whole prefix", func(p *SamplingParams) { p.NoRepeatNgram = 3 }, nil, []int{1, 2, 3, 2, 1}, 5,
 			[]float32{0, 0, 0, 0}, softmaxOf([]int{0, 1, 2, 3}, []float64{0, 0, 0, 0})},
-		{"no-repeat-ngram off on a short history", func(p *SamplingParams) { p.NoRepeatNgram = 3 }, nil, []int{1}, 0,
+		{"no-repeat-ngram off on a short history", func(p *SamplingParams) { p.NoRepeatNgram = 3 }, nil, []int{1}, 1,
 			[]float32{0, 0}, softmaxOf([]int{0, 1}, []float64{0, 0})},
 		{"min new tokens bans stop ids", func(p *SamplingParams) { p.MinNewTokens = 2 }, []int{0, 2}, []int{3}, 1,
 			[]float32{5, 1, 5, 1}, map[int]float64{1: 0.5, 3: 0.5}},
@@ -131,7 +133,7 @@ func TestSamplingRules(t *testing.T) {
 			[]float32{0, 0, 0, 0}, softmaxOf([]int{0, 1, 2, 3}, []float64{0, 0, 0, 0})},
 		{"stop ids are exempt from the repetition penalty", func(p *SamplingParams) { p.RepetitionPenalty = 2 }, []int{0}, []int{0, 1}, 0,
 			[]float32{2, 2}, softmaxOf([]int{0, 1}, []float64{2, 1})},
-		{"stop ids are exempt from no-repeat-ngram", func(p *SamplingParams) { p.NoRepeatNgram = 2 }, []int{0}, []int{7, 0, 7, 1, 7}, 0,
+		{"stop ids are exempt from no-repeat-ngram", func(p *SamplingParams) { p.NoRepeatNgram = 2 }, []int{0}, []int{7, 0, 7, 1, 7}, 5,
 			[]float32{0, 0, 0, 0, 0, 0, 0, 0}, softmaxOf([]int{0, 2, 3, 4, 5, 6, 7}, []float64{0, 0, 0, 0, 0, 0, 0})},
 	}
 	for _, tt := range tests {
@@ -184,7 +186,7 @@ func TestLogprob(t *testing.T) {
 	for _, k := range []int{0, 3} {
 		t.Run(fmt.Sprintf("k=%d", k), func(t *testing.T) {
 			p.TopK = 1
-			id, lp, err := NewSampler(p, seeded(3), nil).Next([]int{2, 0, 3}, 0, TopKCandidates(logits, k))
+			id, lp, err := NewSampler(p, seeded(3), nil).Next([]int{2, 0, 3}, 3, TopKCandidates(logits, k))
 			if err != nil {
 				t.Fatalf("Next: %v", err)
 			}
@@ -236,7 +238,7 @@ func TestPartialCandidates(t *testing.T) {
 		{"penalties push the k-th below the bound", func(p *SamplingParams) { p.TopK = 2; p.RepetitionPenalty = 2 }, []int{10, 11, 3, 4}, 1, true, nil},
 		{"k-th equal to the bound is not exact", func(p *SamplingParams) { p.TopK = 5 }, nil, 1, true, nil},
 		{"fewer candidates than top-k", func(p *SamplingParams) { p.TopK = 6 }, nil, 1, true, nil},
-		{"all candidates banned", func(p *SamplingParams) { p.TopK = 1; p.NoRepeatNgram = 1; p.MinNewTokens = 1 }, []int{10, 11, 3, 5}, 0, true, nil},
+		{"all candidates banned", func(p *SamplingParams) { p.TopK = 1; p.NoRepeatNgram = 1; p.MinNewTokens = 5 }, []int{10, 11, 3, 5}, 4, true, nil},
 		{"stop ids banned below min new tokens", func(p *SamplingParams) { p.TopK = 4; p.MinNewTokens = 1 }, nil, 0, true, nil},
 		{"stop ids allowed after min new tokens", func(p *SamplingParams) { p.TopK = 4; p.MinNewTokens = 1 }, nil, 1, false, []int{10, 11, 3, 4}},
 		{"top-k off needs the full row", func(p *SamplingParams) { p.TopK = 0; p.TopP = 0.5 }, nil, 1, true, nil},
@@ -289,7 +291,7 @@ func TestNextErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := neutral(func(p *SamplingParams) { p.NoRepeatNgram = 1 })
-			_, _, err := NewSampler(p, tt.rng, nil).Next([]int{0, 1}, 0, tt.c)
+			_, _, err := NewSampler(p, tt.rng, nil).Next([]int{0, 1}, 2, tt.c)
 			if err == nil || errors.Is(err, ErrNeedFullLogits) {
 				t.Errorf("Next error = %v, want a plain error", err)
 			}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/dialogbot/dialogbot/model"
 )
@@ -20,6 +21,9 @@ type Model struct {
 	VocabSize, SlotCount, Cap int
 	// FailStep, when set, makes Step fail when it returns true.
 	FailStep func(in model.StepInput) bool
+	// Delay makes each step take this long, as a real model's would, so
+	// concurrent requests overlap.
+	Delay time.Duration
 
 	mu      sync.Mutex
 	cache   [][]int64
@@ -51,6 +55,7 @@ func (m *Model) Step(in model.StepInput, out *model.StepOutput) error {
 	if m.FailStep != nil && m.FailStep(in) {
 		return errors.New("fake model failure")
 	}
+	time.Sleep(m.Delay)
 	m.Steps++
 	m.MaxRows = max(m.MaxRows, len(in.Slots))
 	off := 0

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/torch"
+)
+
+// modelOptions say which exported model to load and how.
+type modelOptions struct {
+	Dir        string
+	Device     string // auto, cpu, cuda, cuda:N
+	Dtype      string // "" or "auto": as exported
+	Threads    int    // CPU threads for libtorch; 0: all cores
+	Slots      int    // sequences decoded at once
+	MaxContext int    // tokens per sequence; 0: the model's, at most defaultMaxContext
+}
+
+// defaultMaxContext bounds the KV cache per sequence when the config does
+// not: ruDialoGPT-small allows 2,048 positions, and a bot's prompt (the last
+// few turns) rarely needs more than a few hundred.
+const defaultMaxContext = 1024
+
+// loadedModel is everything serving needs from a model directory.
+type loadedModel struct {
+	Meta      model.Meta
+	Tokenizer *model.Tokenizer
+	Module    *torch.Module
+	Engine    *model.Engine
+}
+
+var setThreadsOnce sync.Once
+
+func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
+	if o.Dir == "" {
+		return nil, errors.New("no model directory given (model.path or --model)")
+	}
+	meta, err := model.LoadMeta(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := model.LoadTokenizer(filepath.Join(o.Dir, model.TokenizerFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := setThreads(o.Threads); err != nil {
+		return nil, err
+	}
+	mod, err := torch.Load(torchOptions(o, meta))
+	if err != nil {
+		return nil, err
+	}
+	if info, err := torch.RuntimeInfo(); err == nil {
+		log.Info("libtorch", "device", mod.Device(), "runtime", info)
+	}
+	eng := model.NewEngine(torchStepper{mod}, model.EngineOptions{})
+	return &loadedModel{Meta: meta, Tokenizer: tok, Module: mod, Engine: eng}, nil
+}
+
+// setThreads configures libtorch's CPU threads once per process.
+func setThreads(n int) error {
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	var err error
+	setThreadsOnce.Do(func() { err = torch.SetThreads(n) })
+	return err
+}
+
+func torchOptions(o modelOptions, meta model.Meta) torch.Options {
+	capacity := o.MaxContext
+	if capacity <= 0 {
+		capacity = min(meta.NPositions, defaultMaxContext)
+	}
+	dtype := o.Dtype
+	if dtype == "auto" {
+		dtype = ""
+	}
+	return torch.Options{
+		Path: filepath.Join(o.Dir, model.WeightsFile),
+		Shape: torch.Shape{Layers: meta.NLayer, Heads: meta.NHead, HeadDim: meta.HeadDim,
+			Vocab: meta.VocabSize, Positions: meta.NPositions},
+		Device: o.Device, Dtype: dtype, Slots: max(o.Slots, 1), Capacity: min(capacity, meta.NPositions),
+	}
+}
+
+// Close stops the engine, then frees the model.
+func (m *loadedModel) Close() error {
+	m.Engine.Close()
+	return m.Module.Close()
+}
+
+// generator makes the reply generator for these generation settings.
+func (m *loadedModel) generator(g GenerationConfig, greedy bool) (*model.Generator, error) {
+	params := model.SamplingParams{
+		Greedy: greedy, Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP,
+		RepetitionPenalty: g.RepetitionPenalty, NoRepeatNgram: g.NoRepeatNgramSize,
+		MinNewTokens: g.MinNewTokens, MaxNewTokens: g.MaxNewTokens,
+	}
+	if greedy { // plain argmax, comparable with a reference implementation
+		params = model.SamplingParams{Greedy: true, Temperature: 1, TopP: 1, RepetitionPenalty: 1, MaxNewTokens: g.MaxNewTokens}
+	}
+	budget := m.Module.Capacity() - g.MaxNewTokens
+	if budget <= 0 {
+		return nil, fmt.Errorf("generation.max_new_tokens %d leaves no room for a prompt in a context of %d", g.MaxNewTokens, m.Module.Capacity())
+	}
+	return model.NewGenerator(m.Engine, m.Tokenizer, model.GeneratorOptions{
+		Format:     m.Meta.Format(),
+		Limits:     model.PromptLimits{MaxTurns: g.MaxTurns, MaxTokens: budget},
+		Params:     params,
+		Candidates: g.Candidates,
+		Seed:       uint64(g.Seed),
+		Fallback:   g.FallbackReply,
+	})
+}
+
+// torchStepper adapts torch.Module to model.Stepper: their step types have
+// the same fields, so they convert without copying.
+type torchStepper struct{ *torch.Module }
+
+func (s torchStepper) Step(in model.StepInput, out *model.StepOutput) error {
+	return s.Module.Step(torch.StepInput(in), (*torch.StepOutput)(out))
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/dialogbot/dialogbot/bot"
+	"github.com/dialogbot/dialogbot/model"
+)
+
+// modelReplier answers the bot's chats with the model.
+type modelReplier struct {
+	gen     *model.Generator
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// newReplier loads the configured model; the returned func frees it.
+func newReplier(ctx context.Context, cfg Config, log *slog.Logger) (bot.Replier, func() error, error) {
+	lm, err := openModel(modelOptionsFrom(cfg, ""), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	gen, err := lm.generator(cfg.Generation, false)
+	if err != nil {
+		lm.Close()
+		return nil, nil, err
+	}
+	log.Info("model loaded", "path", cfg.Model.Path, "device", lm.Module.Device(), "slots", lm.Module.Slots(),
+		"context", lm.Module.Capacity(), "format", lm.Meta.Format())
+	return &modelReplier{gen: gen, timeout: cfg.Generation.Timeout, log: log}, lm.Close, nil
+}
+
+func modelOptionsFrom(cfg Config, dir string) modelOptions {
+	if dir == "" {
+		dir = cfg.Model.Path
+	}
+	return modelOptions{Dir: dir, Device: cfg.Model.Device, Dtype: cfg.Model.DType, Threads: cfg.Model.Threads,
+		Slots: cfg.Model.Slots, MaxContext: cfg.Model.MaxContext}
+}
+
+func (r *modelReplier) Reply(ctx context.Context, chatID int64, turns []model.Turn) (string, error) {
+	if r.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+	}
+	start := time.Now()
+	rep, err := r.gen.Reply(ctx, turns)
+	if err != nil {
+		return "", err
+	}
+	r.log.Debug("reply", "chat", chatID, "tokens", rep.Tokens, "fallback", rep.Fallback, "ms", time.Since(start).Milliseconds())
+	return rep.Text, nil
+}
