@@ -37,4 +37,3 @@ func runWithInput(tb testing.TB, stdin string, args ...string) (code int, stdout
 	code = runMain(context.Background(), args, stdio{in: strings.NewReader(stdin), out: &out, err: &errOut})
 	return code, out.String(), errOut.String()
 }
-
