@@ -18,7 +18,7 @@ BIN := bin
 BRIDGE := $(BIN)/libcbridge.so
 TORCH_MK := build/torch.mk
 
-.PHONY: all build bridge deps test test-go test-python demo model fetch vet bench clean libtorch
+.PHONY: all build bridge deps test check test-go test-python demo demo-run model vet bench clean libtorch
 
 all: build
 
@@ -61,7 +61,11 @@ libtorch:
 	@echo "$(LIBTORCH_URL)" > third_party/libtorch/SOURCE
 	rm -f $(TORCH_MK)
 
-test: deps build test-go test-python
+# Set-up first, then a fresh make that sees the installed libtorch.
+test: deps
+	$(MAKE) check
+
+check: build vet test-go test-python
 
 test-go: build
 	DIALOGBOT_REQUIRE_TORCH=1 DIALOGBOT_CBRIDGE=$(CURDIR)/$(BRIDGE) $(GO) test -count=1 ./...
@@ -77,13 +81,18 @@ vet:
 model: $(MODEL_DIR)/model.pt
 
 $(MODEL_DIR)/model.pt:
-	$(PYTHON) model/python/fetch.py --repo $(HF_REPO) --out $(HF_DIR)
+	@if [ -f $(HF_DIR)/config.json ] && { [ -f $(HF_DIR)/model.safetensors ] || [ -f $(HF_DIR)/pytorch_model.bin ]; }; \
+	then echo "using the local Hugging Face model in $(HF_DIR)"; \
+	else $(PYTHON) model/python/fetch.py --repo $(HF_REPO) --out $(HF_DIR); fi
 	$(PYTHON) model/python/export.py --hf $(HF_DIR) --out $(MODEL_DIR)
 
 # demo: the main job. Serves on Telegram when a token is set, else chats in the terminal.
-demo: deps build model
+demo: deps
+	$(MAKE) demo-run
+
+demo-run: build model
 	@if [ -n "$$TELEGRAM_BOT_TOKEN" ] || grep -qs '^\s*token\s*=' $(CONFIG); then \
-	  [ -f $(CONFIG) ] || sed 's#^path = "models/ruDialoGPT-small"#path = "$(MODEL_DIR)"#' config.toml.example > $(CONFIG); \
+	  [ -f $(CONFIG) ] || sed 's#^path = ""#path = "$(MODEL_DIR)"#' config.toml.example > $(CONFIG); \
 	  $(BIN)/dialogbot serve --config $(CONFIG); \
 	else $(BIN)/dialogbot chat --model $(MODEL_DIR); fi
 

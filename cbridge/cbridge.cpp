@@ -3,11 +3,13 @@
 
 #include <dlfcn.h>
 #include <ATen/Parallel.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 #include <torch/script.h>
 
 #include <algorithm>
+#include <optional>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -63,8 +65,8 @@ torch::Device parse_device(const std::string &name) {
   return device;
 }
 
-c10::optional<torch::ScalarType> parse_dtype(const std::string &name) {
-  if (name.empty()) return c10::nullopt;
+std::optional<torch::ScalarType> parse_dtype(const std::string &name) {
+  if (name.empty()) return std::nullopt;
   if (name == "float32") return torch::kFloat32;
   if (name == "float16") return torch::kFloat16;
   if (name == "bfloat16") return torch::kBFloat16;
@@ -74,7 +76,7 @@ c10::optional<torch::ScalarType> parse_dtype(const std::string &name) {
 }  // namespace
 
 struct cb_model {
-  torch::jit::script::Module module;
+  torch::jit::Module module;
   torch::Device device{torch::kCPU};
   torch::ScalarType dtype = torch::kFloat32;
   cb_model_options opts{};
@@ -87,7 +89,7 @@ namespace {
 
 // model_dtype is the dtype of the module's floating-point parameters, which
 // the cache must share. Quantized modules hide theirs: they run in float32.
-torch::ScalarType model_dtype(const torch::jit::script::Module &m) {
+torch::ScalarType model_dtype(const torch::jit::Module &m) {
   for (const auto &p : m.parameters()) {
     if (p.is_floating_point()) return p.scalar_type();
   }
@@ -270,6 +272,12 @@ char *cb_model_load(const char *path, const cb_model_options *opts, cb_model **o
     m->opts = *opts;
     check_options(m->opts);
     m->device = parse_device(opts->device ? opts->device : "cpu");
+    // The profiling executor re-specialises the graph for new input shapes,
+    // and continuous batching changes the batch size and cache length at
+    // every step; plain execution of the traced graph is steadier.
+    // DIALOGBOT_JIT_OPTIMIZE=1 turns the optimiser back on for comparison.
+    const char *opt = std::getenv("DIALOGBOT_JIT_OPTIMIZE");
+    torch::jit::setGraphExecutorOptimize(opt != nullptr && std::string(opt) == "1");
     auto dtype = parse_dtype(opts->dtype ? opts->dtype : "");
     try {
       m->module = torch::jit::load(path, m->device);

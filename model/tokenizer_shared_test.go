@@ -111,3 +111,33 @@ func TestTokenizerGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenizerSharedLookups checks the facts other code relies on: the
+// vocab sizes and the ids of the dialogue format's special tokens.
+func TestTokenizerSharedLookups(t *testing.T) {
+	tests := []struct {
+		file      string
+		vocabSize int
+		tokens    map[string]int
+	}{
+		{"gpt2-tokenizer.json", 50257, map[string]int{EOS: 50256, "Ġthe": 262}},
+		{"ru-tokenizer.json", 16000, map[string]int{EOS: 0, TagFirst: 1, TagSecond: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			tok := loadSharedTokenizer(t, tt.file)
+			if got := tok.VocabSize(); got != tt.vocabSize {
+				t.Errorf("VocabSize() = %d, want %d", got, tt.vocabSize)
+			}
+			for token, want := range tt.tokens {
+				if got, ok := tok.TokenID(token); !ok || got != want {
+					t.Errorf("TokenID(%q) = %d, %v, want %d", token, got, ok, want)
+				}
+				text := string(tok.TokenBytes(want))
+				if got := tok.Encode(text); len(got) != 1 || got[0] != want {
+					t.Errorf("Encode(%q) = %v, want [%d]", text, got, want)
+				}
+			}
+		})
+	}
+}

@@ -44,7 +44,7 @@ func load(tb testing.TB, dir string, slots int) *torch.Module {
 	m, err := torch.Load(torch.Options{
 		Path:   filepath.Join(dir, "model.pt"),
 		Shape:  torch.Shape{Layers: meta.NLayer, Heads: meta.NHead, HeadDim: meta.HeadDim, Vocab: meta.VocabSize, Positions: meta.NPositions},
-		Device: "cpu", Slots: slots,
+		Device: testmodel.Device(), Dtype: "float32", Slots: slots,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -61,7 +61,7 @@ func ExportRandom(tb testing.TB, shape, tokenizer string) string {
 
 func exportTo(tb testing.TB, name string, args []string) string {
 	tb.Helper()
-	out := filepath.Join(RepoRoot(), "build", "testmodels", name)
+	out := filepath.Join(modelsDir(), name)
 	if _, err := os.Stat(filepath.Join(out, "dialogbot.json")); err == nil {
 		return out
 	}
@@ -90,4 +90,21 @@ func exportTo(tb testing.TB, name string, args []string) string {
 		}
 	}
 	return out
+}
+
+// modelsDir holds exported test models: $DIALOGBOT_TESTMODELS (a GPU machine
+// gets them carried there, prebuilt) or build/testmodels.
+func modelsDir() string {
+	if d := os.Getenv("DIALOGBOT_TESTMODELS"); d != "" {
+		return d
+	}
+	return filepath.Join(RepoRoot(), "build", "testmodels")
+}
+
+// Device is where model tests run: $DIALOGBOT_TEST_DEVICE, default "cpu".
+func Device() string {
+	if d := os.Getenv("DIALOGBOT_TEST_DEVICE"); d != "" {
+		return d
+	}
+	return "cpu"
 }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs on a lent GPU machine (see gpu-prepare.sh): builds the bridge against
+# the machine's torch, checks CUDA parity, and benchmarks GPU against CPU and
+# against transformers `generate`, in one go. Results go to $OUT.
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+g=build/gpu
+T=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
+python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))'
+nproc
+step() { echo "== $* ($(date +%T))"; }
+
+step build bridge
+abi=$(python3 -c 'import torch;print(int(torch.compiled_with_cxx11_abi()))')
+time g++ -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=$abi cbridge/cbridge.cpp -I$T/include \
+  -I$T/include/torch/csrc/api/include -L$T/lib -Wl,--no-as-needed -ltorch -ltorch_cuda -ltorch_cpu -lc10 -lc10_cuda \
+  -Wl,--as-needed -ldl -Wl,-rpath,$T/lib -o bin/libcbridge.so || exit 1
+export DIALOGBOT_CBRIDGE=$PWD/bin/libcbridge.so LD_LIBRARY_PATH=$T/lib
+
+step parity tests on cuda
+DIALOGBOT_SHARED=$g/shared DIALOGBOT_TESTMODELS=$PWD/$g/testmodels DIALOGBOT_TEST_DEVICE=cuda DIALOGBOT_REQUIRE_TORCH=1 \
+  timeout 120 bin/torch.test -test.v -test.count=1 2>&1 | grep -E '^(--- |ok|FAIL|PASS)|module_test' | tee "$OUT/torch-test-cuda.txt"
+
+step chat greedy cuda vs cpu
+timeout 60 bin/dialogbot chat --model $g/testmodels/nano-ru --greedy --device cuda < $g/chat-in.txt > "$OUT/chat-cuda.txt" 2> "$OUT/chat-cuda.err"
+if diff $g/chat-cpu.txt "$OUT/chat-cuda.txt"; then echo "CHAT PARITY OK"; else echo "CHAT PARITY DIFFERS"; fi
+cat "$OUT/chat-cuda.txt"; tail -3 "$OUT/chat-cuda.err"
+
+step export random gpt2-small shape
+timeout 120 python3 model/python/export.py --random-shape gpt2-small --tokenizer $g/testmodels/nano-ru/tokenizer.json --out /tmp/g2s | tail -2
+
+step bench ours cuda fp32
+timeout 120 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,8,64,256 --json "$OUT/bench-cuda-fp32.json" 2>&1 | tail -12
+step bench ours cuda bf16
+timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --dtype bfloat16 --concurrency 1,256 --json "$OUT/bench-cuda-bf16.json" 2>&1 | tail -6
+step bench ours cpu 2 threads
+timeout 60 bin/dialogbot bench --model /tmp/g2s --device cpu --threads 2 --concurrency 1 --requests 2 --json "$OUT/bench-cpu2.json" 2>&1 | tail -4
+
+step transformers baseline, same machine
+timeout 150 python3 $g/hf_generate_baseline.py --device cuda --batch 1,8,64,256 --modes greedy --runs 3 | tee "$OUT/hf-cuda.jsonl"
+timeout 60 python3 $g/hf_generate_baseline.py --device cpu --threads 2 --batch 1 --modes greedy --runs 2 | tee "$OUT/hf-cpu2.jsonl"
+step done
