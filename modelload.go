@@ -56,6 +56,10 @@ func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := warmUp(mod, meta); err != nil {
+		mod.Close()
+		return nil, err
+	}
 	if info, err := torch.RuntimeInfo(); err == nil {
 		log.Info("libtorch", "device", mod.Device(), "runtime", info)
 	}
@@ -126,4 +130,23 @@ type torchStepper struct{ *torch.Module }
 
 func (s torchStepper) Step(in model.StepInput, out *model.StepOutput) error {
 	return s.Module.Step(torch.StepInput(in), (*torch.StepOutput)(out))
+}
+
+// warmUp runs two small steps and frees the slot again, so that libtorch's
+// one-time start-up (thread pools, kernel selection, the first graph runs)
+// is paid when the model loads, not by the first person who writes.
+func warmUp(m *torch.Module, meta model.Meta) error {
+	out := torch.StepOutput{K: 1}
+	eos := int64(meta.EOSTokenID)
+	for _, n := range []int{2, 1} {
+		tokens := make([]int64, n)
+		for i := range tokens {
+			tokens[i] = eos
+		}
+		in := torch.StepInput{Slots: []int32{0}, NTokens: []int32{int32(n)}, Tokens: tokens}
+		if err := m.Step(in, &out); err != nil {
+			return fmt.Errorf("model warm-up: %w", err)
+		}
+	}
+	return m.SetLength(0, 0)
 }
