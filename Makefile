@@ -7,7 +7,8 @@ SHELL := /bin/bash
 GO ?= go
 CXX ?= g++
 # A Python that can import torch (Debian's python3-torch lives in /usr/bin/python3).
-PYTHON ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import torch' 2>/dev/null && { command -v $$p; break; }; done)
+# (Asked from /: here, "import torch" would find the Go package torch/ as a namespace package.)
+PYTHON ?= $(shell cd / && for p in python3 /usr/bin/python3; do $$p -c 'import torch; torch.zeros(1)' 2>/dev/null && { command -v $$p; break; }; done)
 
 HF_REPO ?= tinkoff-ai/ruDialoGPT-small
 HF_DIR ?= models/hf/ruDialoGPT-small

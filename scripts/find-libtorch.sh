@@ -29,10 +29,10 @@ if [ -e "$tp/lib/libtorch.so" ]; then
   exit 0
 fi
 for p in "$py" python3 /usr/bin/python3; do
-  t=$("$p" -c 'import torch,os;print(os.path.dirname(torch.__file__))' 2>/dev/null) || continue
+  t=$(cd / && "$p" -c 'import torch,os;print(os.path.dirname(torch.__file__))' 2>/dev/null) || continue
   case "$t" in /usr/lib/python3/dist-packages/*) continue ;; esac # Debian's: found below as /usr
   if [ -e "$t/lib/libtorch.so" ] && [ -d "$t/include/torch" ]; then
-    abi=$("$p" -c 'import torch;print(int(torch.compiled_with_cxx11_abi()))')
+    abi=$(cd / && "$p" -c 'import torch;print(int(torch.compiled_with_cxx11_abi()))')
     emit "pip torch ($t)" "$t/include" "$t/lib" "$abi"
     exit 0
   fi

@@ -37,7 +37,11 @@ func Python() (string, error) {
 		if p == "" {
 			continue
 		}
-		if exec.Command(p, "-c", "import torch").Run() == nil {
+		// Run from / and use torch: in the repository "import torch" alone
+		// would find the Go package's torch/ folder as a namespace package.
+		cmd := exec.Command(p, "-c", "import torch; torch.zeros(1)")
+		cmd.Dir = "/"
+		if cmd.Run() == nil {
 			return p, nil
 		}
 	}

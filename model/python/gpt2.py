@@ -131,6 +131,56 @@ class GPT2Config:
 _MASK_VALUE = torch.finfo(torch.float32).min
 
 
+@torch.jit.script
+def linear(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor]) -> torch.Tensor:
+    """F.linear, but one row (a decode step at batch 1) goes through torch.mv.
+
+    On the CPU, OpenBLAS's gemm with one row reads the weights at about 10 GB/s and gemv at
+    about 27 GB/s (measured here), and reading the weights is all a batch-1 step does. Scripted,
+    so the branch survives torch.jit.trace.
+    """
+    if x.numel() == x.size(-1):
+        y = torch.mv(w, x.reshape(-1))
+        if b is not None:
+            y = y + b
+        return y.view(x.shape[:-1] + [w.size(0)])
+    return F.linear(x, w, b)
+
+
+@torch.jit.script
+def cached_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past_k: torch.Tensor, past_v: torch.Tensor,
+    mask: torch.Tensor, scale: float,
+) -> torch.Tensor:
+    """Softmax attention of q [B,H,T,D] over past_k/v [B,H,S,D] and the new k/v [B,H,T,D].
+
+    The cache is never concatenated with the new keys (that would copy it every step): scores
+    against each part are computed apart and the probabilities split again. For one new token
+    (decode) the products are element-wise: a batched matmul there is B*H tiny products.
+    Scripted, so the branch survives torch.jit.trace.
+    """
+    s = past_k.size(-2)
+    if q.size(2) == 1:
+        past_scores = (q * past_k).sum(-1).unsqueeze(2)
+    else:
+        past_scores = q @ past_k.transpose(-1, -2)
+    scores = torch.cat([past_scores, q @ k.transpose(-1, -2)], dim=-1).float() * scale
+    scores = scores.masked_fill(mask.logical_not(), -3.4028234663852886e38)
+    probs = F.softmax(scores, dim=-1).type_as(v)
+    if q.size(2) == 1:
+        y_past = (probs[..., :s].transpose(-1, -2) * past_v).sum(-2, keepdim=True)
+    else:
+        y_past = probs[..., :s] @ past_v
+    return y_past + probs[..., s:] @ v
+
+
+def _linear(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # Quantized modules (export --quantize int8) keep their own forward.
+    if isinstance(mod, nn.Linear):
+        return linear(x, mod.weight, mod.bias)
+    return mod(x)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: GPT2Config):
         super().__init__()
@@ -152,21 +202,16 @@ class Attention(nn.Module):
         the scores against each part are computed apart and the probabilities split again.
         Returns (output [B,T,C], k, v) with k/v [B,H,T,D] of the new tokens.
         """
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        q, k, v = _linear(self.c_attn, x).split(self.n_embd, dim=2)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
-        scores = q @ k.transpose(-1, -2)
-        if past_k is not None:
-            scores = torch.cat([q @ past_k.transpose(-1, -2), scores], dim=-1)
-        scores = scores.float() * self.scale
-        scores = scores.masked_fill(mask.logical_not(), _MASK_VALUE)
-        probs = self.attn_dropout(F.softmax(scores, dim=-1).type_as(v))
-        if past_k is None:
-            y = probs @ v
+        if past_k is None:  # training: plain causal attention with dropout
+            scores = (q @ k.transpose(-1, -2)).float() * self.scale
+            scores = scores.masked_fill(mask.logical_not(), _MASK_VALUE)
+            y = self.attn_dropout(F.softmax(scores, dim=-1).type_as(v)) @ v
         else:
-            s = past_v.size(-2)
-            y = probs[..., :s] @ past_v + probs[..., s:] @ v
+            y = cached_attention(q, k, v, past_k, past_v, mask, self.scale)
         y = y.transpose(1, 2).reshape(x.size(0), x.size(1), self.n_embd)
-        return self.resid_dropout(self.c_proj(y)), k, v
+        return self.resid_dropout(_linear(self.c_proj, y)), k, v
 
 
 class MLP(nn.Module):
@@ -178,14 +223,14 @@ class MLP(nn.Module):
         self.act = cfg.activation_function
 
     def forward(self, x):
-        h = self.c_fc(x)
+        h = _linear(self.c_fc, x)
         if self.act in ("gelu_new", "gelu_pytorch_tanh"):
             h = F.gelu(h, approximate="tanh")  # HF's gelu_new is the tanh approximation
         elif self.act == "gelu":
             h = F.gelu(h)
         else:
             h = F.relu(h)
-        return self.dropout(self.c_proj(h))
+        return self.dropout(_linear(self.c_proj, h))
 
 
 class Block(nn.Module):
@@ -225,8 +270,8 @@ class GPT2(nn.Module):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         x = self.transformer.ln_f(x)
         if self.lm_head is not None:
-            return self.lm_head(x)
-        return F.linear(x, self.transformer.wte.weight)
+            return _linear(self.lm_head, x)
+        return linear(x, self.transformer.wte.weight, None)
 
     def _embed(self, input_ids, position_ids):
         t = self.transformer

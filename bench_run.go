@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/torch"
+)
+
+// deviceSkipped says a device in the list is not present on this machine.
+type deviceSkipped struct{ reason string }
+
+func (e *deviceSkipped) Error() string { return "device skipped: " + e.reason }
+
+// benchDevice loads the model once on dev, with a slot for every chat of
+// the highest concurrency, and measures each concurrency level in turn.
+func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv, s stdio, log *slog.Logger) ([]benchRow, error) {
+	if err := torch.Available(); err != nil {
+		return nil, err // no bridge at all: nothing can be measured anywhere
+	}
+	if _, err := torch.ResolveDevice(dev); err != nil {
+		return nil, &deviceSkipped{reason: err.Error()}
+	}
+	lm, err := openModel(benchModelOptions(cfg, dev), log)
+	if err != nil {
+		return nil, err
+	}
+	defer lm.Close()
+	if need := cfg.PromptTokens + cfg.NewTokens; lm.Module.Capacity() < need {
+		return nil, fmt.Errorf("%w: --prompt-tokens + --new-tokens = %d, but the model's context is %d", errUsage, need, lm.Module.Capacity())
+	}
+	// A second engine over the same module, whose stepper times the bridge
+	// calls, tells the Go side's cost per step apart from libtorch's. The
+	// engine openModel made stays idle.
+	timed := &timedStepper{Stepper: torchStepper{lm.Module}}
+	eng := model.NewEngine(timed, model.EngineOptions{})
+	defer eng.Close()
+	var rows []benchRow
+	for _, c := range cfg.Concurrency {
+		fmt.Fprintf(s.err, "bench: %s, %d concurrent: %d warm-up and %d measured requests\n", dev, c, cfg.warmupAt(c), cfg.requestsAt(c))
+		row, err := benchLevel(ctx, eng, timed, lm.Meta.VocabSize, cfg, c)
+		if err != nil {
+			return nil, fmt.Errorf("concurrency %d: %w", c, err)
+		}
+		row.Device = lm.Module.Device()
+		row.GPUMemMB = gpuMemoryMB(row.Device)
+		rows = append(rows, env.fill(row, cfg, lm))
+	}
+	return rows, nil
+}
+
+// benchModelOptions sizes the KV cache to the benchmark: a slot per chat and
+// only the context a request uses (256 full-length slots of GPT-2-small
+// would take 19 GB).
+func benchModelOptions(cfg benchConfig, dev string) modelOptions {
+	return modelOptions{Dir: cfg.Model, Device: dev, Dtype: cfg.Dtype, Threads: cfg.Threads,
+		Slots: slices.Max(cfg.Concurrency), MaxContext: cfg.PromptTokens + cfg.NewTokens}
+}
+
+// benchLevel warms up, then measures one concurrency level.
+func benchLevel(ctx context.Context, eng *model.Engine, timed *timedStepper, vocab int, cfg benchConfig, concurrency int) (benchRow, error) {
+	prompts := promptSource{seed: cfg.Seed, vocab: vocab, n: cfg.PromptTokens}
+	mk := func(i int) model.Request { return benchRequest(prompts.prompt(i), cfg.NewTokens) }
+	if n := cfg.warmupAt(concurrency); n > 0 {
+		warm := func(i int) model.Request { return mk(-1 - i) } // prompts unlike the measured ones
+		if _, err := runClients(ctx, eng, concurrency, n, warm); err != nil {
+			return benchRow{}, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	resetPeakRSS()
+	before, bridgeBefore := eng.Stats(), timed.total()
+	start := time.Now()
+	results, err := runClients(ctx, eng, concurrency, cfg.requestsAt(concurrency), mk)
+	wall := time.Since(start)
+	if err != nil {
+		return benchRow{}, err
+	}
+	if err := checkLengths(results, cfg.NewTokens); err != nil {
+		return benchRow{}, err
+	}
+	row := summarizeLevel(results, wall, statsSince(before, eng.Stats()), concurrency, cfg.NewTokens)
+	row.BridgeShare = math.Round(1000*float64(timed.total()-bridgeBefore)/float64(wall)) / 1000
+	return row, nil
+}
+
+// benchRequest is greedy with no stop ids, so every reply has exactly
+// newTokens tokens, as the baseline's min_new_tokens makes its replies.
+func benchRequest(prompt []int, newTokens int) model.Request {
+	return model.Request{Prompt: prompt, Params: model.SamplingParams{
+		Greedy: true, Temperature: 1, TopP: 1, RepetitionPenalty: 1, MaxNewTokens: newTokens}}
+}
+
+// promptSource makes request i's prompt from its own seeded source, so the
+// prompts do not depend on which client goroutine takes which request.
+type promptSource struct {
+	seed     uint64
+	vocab, n int
+}
+
+// firstPlainID skips the special ids (end of text and the two speaker tags).
+const firstPlainID = 3
+
+func (p promptSource) prompt(i int) []int {
+	r := rand.New(rand.NewPCG(p.seed, uint64(int64(i))))
+	ids := make([]int, p.n)
+	for j := range ids {
+		ids[j] = firstPlainID + r.IntN(p.vocab-firstPlainID)
+	}
+	return ids
+}
+
+// reqResult is one measured request.
+type reqResult struct {
+	latency, ttft time.Duration
+	tokens        int
+}
+
+// runClients runs total requests from `clients` goroutines, each issuing
+// its next request as soon as its last one is answered. The first error
+// stops all clients.
+func runClients(ctx context.Context, eng *model.Engine, clients, total int, mk func(int) model.Request) ([]reqResult, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	results := make([]reqResult, total)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(clients, total) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < total && ctx.Err() == nil; i = int(next.Add(1)) - 1 {
+				r, err := timeRequest(ctx, eng, mk(i))
+				if err != nil {
+					cancel(fmt.Errorf("request %d: %w", i, err))
+					return
+				}
+				results[i] = r
+			}
+		})
+	}
+	wg.Wait()
+	return results, context.Cause(ctx)
+}
+
+// timeRequest measures one request; the engine reports its first token
+// through OnToken, from the engine's goroutine.
+func timeRequest(ctx context.Context, eng *model.Engine, req model.Request) (reqResult, error) {
+	var first atomic.Int64
+	start := time.Now()
+	req.OnToken = func(n int) {
+		if n == 1 {
+			first.Store(int64(time.Since(start)))
+		}
+	}
+	out, err := eng.Generate(ctx, req)
+	latency := time.Since(start)
+	if err != nil {
+		return reqResult{}, err
+	}
+	return reqResult{latency: latency, ttft: time.Duration(first.Load()), tokens: len(out[0].IDs)}, nil
+}
+
+// checkLengths catches replies cut short (a cache too small, a stop id),
+// which would make tokens/s and ms per token incomparable with the baseline.
+func checkLengths(results []reqResult, want int) error {
+	for i, r := range results {
+		if r.tokens != want {
+			return fmt.Errorf("request %d generated %d tokens, want exactly %d", i, r.tokens, want)
+		}
+	}
+	return nil
+}
+
+func statsSince(before, after model.EngineStats) model.EngineStats {
+	return model.EngineStats{
+		PrefillSteps: after.PrefillSteps - before.PrefillSteps,
+		DecodeSteps:  after.DecodeSteps - before.DecodeSteps,
+		DecodeRows:   after.DecodeRows - before.DecodeRows,
+		Tokens:       after.Tokens - before.Tokens,
+	}
+}
+
+// gpuMemoryMB is the memory in use on a CUDA device (by every process on
+// it), 0 on the CPU or when it cannot be read.
+func gpuMemoryMB(device string) float64 {
+	if !strings.HasPrefix(device, "cuda") {
+		return 0
+	}
+	idx := 0
+	if _, after, ok := strings.Cut(device, ":"); ok {
+		idx, _ = strconv.Atoi(after)
+	}
+	used, _, err := torch.GPUMemory(idx)
+	if err != nil {
+		return 0
+	}
+	return round2(float64(used) / (1 << 20))
+}
+
+// timedStepper adds up the time spent in the model's calls (the bridge and
+// libtorch); the rest of the wall time is the engine's and the clients'.
+type timedStepper struct {
+	model.Stepper
+	spent atomic.Int64 // nanoseconds
+}
+
+func (t *timedStepper) Step(in model.StepInput, out *model.StepOutput) error {
+	defer t.since(time.Now())
+	return t.Stepper.Step(in, out)
+}
+
+func (t *timedStepper) Logits(rows []int32, out []float32) ([]float32, error) {
+	defer t.since(time.Now())
+	return t.Stepper.Logits(rows, out)
+}
+
+func (t *timedStepper) since(start time.Time) { t.spent.Add(int64(time.Since(start))) }
+
+func (t *timedStepper) total() time.Duration { return time.Duration(t.spent.Load()) }

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dialogbot/dialogbot/torch"
+)
+
+func init() {
+	register("bench", "measure generation speed (latency, tokens/s, memory) per device and number of concurrent chats", runBench)
+}
+
+// benchConfig is what `dialogbot bench` measures and how.
+type benchConfig struct {
+	Model        string
+	Devices      []string
+	Concurrency  []int
+	PromptTokens int
+	NewTokens    int
+	Requests     int // per concurrency level; 0: defaultRequests
+	Warmup       int // per concurrency level; -1: default
+	Dtype        string
+	Threads      int
+	Seed         uint64
+	JSON         string
+	Baseline     string
+}
+
+func runBench(ctx context.Context, args []string, s stdio) error {
+	cfg, err := parseBenchFlags(args, s)
+	if err != nil {
+		return err
+	}
+	// Read the baseline before minutes of measuring, so a bad file fails fast.
+	var base []baselineRow
+	if cfg.Baseline != "" {
+		if base, err = loadBaseline(cfg.Baseline); err != nil {
+			return err
+		}
+	}
+	if err := setThreads(cfg.Threads); err != nil {
+		return err
+	}
+	info, err := torch.RuntimeInfo()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.err, "libtorch: %s\n", info)
+	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	env := benchEnv{blas: blasOf(info), host: hostName(), date: time.Now().UTC().Format(time.RFC3339)}
+	rows, err := benchAll(ctx, cfg, env, s, log)
+	if err != nil {
+		return err
+	}
+	matchBaseline(rows, base)
+	if err := writeBenchTable(s.out, rows); err != nil {
+		return err
+	}
+	if cfg.JSON != "" {
+		return writeBenchJSON(cfg.JSON, rows)
+	}
+	return nil
+}
+
+// benchAll measures every device in turn; a device this machine lacks
+// gives skipped rows, so one command line works on CPU and GPU machines.
+func benchAll(ctx context.Context, cfg benchConfig, env benchEnv, s stdio, log *slog.Logger) ([]benchRow, error) {
+	var rows []benchRow
+	for _, dev := range cfg.Devices {
+		devRows, err := benchDevice(ctx, cfg, dev, env, s, log)
+		var skip *deviceSkipped
+		if errors.As(err, &skip) {
+			fmt.Fprintf(s.err, "bench: skipping device %s: %s\n", dev, skip.reason)
+			rows = append(rows, skippedRows(cfg, dev, env, skip.reason)...)
+			continue
+		}
+		if err != nil {
+			return rows, fmt.Errorf("device %s: %w", dev, err)
+		}
+		rows = append(rows, devRows...)
+	}
+	return rows, nil
+}
+
+func parseBenchFlags(args []string, s stdio) (benchConfig, error) {
+	var cfg benchConfig
+	fs := newFlagSet("bench", s)
+	fs.StringVar(&cfg.Model, "model", "", "exported model directory (required)")
+	devices := fs.String("device", "cpu,cuda", "comma-separated devices (cpu, cuda, cuda:N); one not present here is reported as skipped")
+	conc := fs.String("concurrency", "1,8,64,256", "comma-separated numbers of chats generating at once")
+	fs.IntVar(&cfg.PromptTokens, "prompt-tokens", 32, "random prompt tokens per request")
+	fs.IntVar(&cfg.NewTokens, "new-tokens", 40, "tokens generated per request (exactly: greedy, no stop token)")
+	fs.IntVar(&cfg.Requests, "requests", 0, "measured requests per concurrency level (0: whole rounds of the concurrency, at least 2 and at least 20 requests)")
+	fs.IntVar(&cfg.Warmup, "warmup", -1, "unmeasured warm-up requests per concurrency level, run at that concurrency (-1: max(3, concurrency); 0: none)")
+	fs.StringVar(&cfg.Dtype, "dtype", "", "float32, float16 or bfloat16 (default: as exported)")
+	fs.IntVar(&cfg.Threads, "threads", 0, "libtorch CPU threads (0: all cores)")
+	seed := fs.Uint64("seed", 1, "seed of the random prompts")
+	fs.StringVar(&cfg.JSON, "json", "", "also write the rows as a JSON list to this file")
+	fs.StringVar(&cfg.Baseline, "baseline", "", "JSON lines (or a JSON list) from ../shared/bench/hf_generate_baseline.py to compare with")
+	if err := parseFlags(fs, args); err != nil {
+		return cfg, err
+	}
+	cfg.Seed = *seed
+	var err error
+	if cfg.Devices, err = parseDevices(*devices); err != nil {
+		return cfg, err
+	}
+	if cfg.Concurrency, err = parsePositiveList("concurrency", *conc); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+func (c benchConfig) validate() error {
+	switch {
+	case c.Model == "":
+		return fmt.Errorf("%w: --model is required", errUsage)
+	case c.PromptTokens < 1:
+		return fmt.Errorf("%w: --prompt-tokens must be at least 1, got %d", errUsage, c.PromptTokens)
+	case c.NewTokens < 1:
+		return fmt.Errorf("%w: --new-tokens must be at least 1, got %d", errUsage, c.NewTokens)
+	case c.Requests < 0:
+		return fmt.Errorf("%w: --requests must not be negative, got %d", errUsage, c.Requests)
+	case c.Warmup < -1:
+		return fmt.Errorf("%w: --warmup must be -1 (default), 0 or positive, got %d", errUsage, c.Warmup)
+	case c.Threads < 0:
+		return fmt.Errorf("%w: --threads must not be negative, got %d", errUsage, c.Threads)
+	}
+	switch c.Dtype {
+	case "", "auto", "float32", "float16", "bfloat16":
+		return nil
+	}
+	return fmt.Errorf("%w: unknown --dtype %q (want float32, float16 or bfloat16)", errUsage, c.Dtype)
+}
+
+var benchDevicePattern = regexp.MustCompile(`^(cpu|cuda(:\d+)?)$`)
+
+func parseDevices(list string) ([]string, error) {
+	var out []string
+	for _, d := range strings.Split(list, ",") {
+		d = strings.TrimSpace(d)
+		if !benchDevicePattern.MatchString(d) {
+			return nil, fmt.Errorf("%w: unknown device %q in --device (want cpu, cuda or cuda:N)", errUsage, d)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func parsePositiveList(name, list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%w: --%s wants positive integers separated by commas, got %q", errUsage, name, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// requestsAt is how many requests are measured at a concurrency: enough
+// that p95 is not just the slowest one, and every client issues at least
+// one. The default is whole rounds (a multiple of the concurrency): a last,
+// partial round would run with fewer chats and lower tokens/s.
+func (c benchConfig) requestsAt(concurrency int) int {
+	if c.Requests > 0 {
+		return max(c.Requests, concurrency)
+	}
+	rounds := max(2, (20+concurrency-1)/concurrency)
+	return rounds * concurrency
+}
+
+// warmupAt is how many unmeasured requests run first: TorchScript's
+// profiling executor makes the first calls at each new shape slow.
+func (c benchConfig) warmupAt(concurrency int) int {
+	if c.Warmup >= 0 {
+		return c.Warmup
+	}
+	return max(3, concurrency)
+}
