@@ -52,6 +52,9 @@ func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 	if err := setThreads(o.Threads); err != nil {
 		return nil, err
 	}
+	if o.Device, err = torch.ResolveDevice(o.Device); err != nil {
+		return nil, err
+	}
 	mod, err := torch.Load(torchOptions(o, meta))
 	if err != nil {
 		return nil, err
@@ -85,6 +88,11 @@ func torchOptions(o modelOptions, meta model.Meta) torch.Options {
 	dtype := o.Dtype
 	if dtype == "auto" {
 		dtype = ""
+	}
+	// libtorch's CPU kernels lack float16 (layer norm among them); an fp16
+	// export widens to float32 there, losslessly.
+	if dtype == "" && meta.Dtype == "float16" && o.Device == "cpu" {
+		dtype = "float32"
 	}
 	return torch.Options{
 		Path: filepath.Join(o.Dir, model.WeightsFile),

@@ -31,13 +31,19 @@ step export random gpt2-small shape
 timeout 120 python3 model/python/export.py --random-shape gpt2-small --tokenizer $g/testmodels/nano-ru/tokenizer.json --out /tmp/g2s | tail -2
 
 step bench ours cuda fp32
-timeout 120 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,8,64,256 --json "$OUT/bench-cuda-fp32.json" 2>&1 | tail -12
+timeout 120 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,8,64,256 --json "$OUT/bench-cuda-fp32.json" 2>&1 | tail -6
 step bench ours cuda bf16
-timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --dtype bfloat16 --concurrency 1,256 --json "$OUT/bench-cuda-bf16.json" 2>&1 | tail -6
-step bench ours cpu 2 threads
-timeout 60 bin/dialogbot bench --model /tmp/g2s --device cpu --threads 2 --concurrency 1 --requests 2 --json "$OUT/bench-cpu2.json" 2>&1 | tail -4
+timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --dtype bfloat16 --concurrency 1,64,256 --json "$OUT/bench-cuda-bf16.json" 2>&1 | tail -4
+step bench ours cuda fp32, TorchScript optimiser on
+DIALOGBOT_JIT_OPTIMIZE=1 timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,256 --json "$OUT/bench-cuda-jitopt.json" 2>&1 | tail -3
+step bench ours cpu 2 threads fp32 and bf16
+timeout 60 bin/dialogbot bench --model /tmp/g2s --device cpu --threads 2 --concurrency 1 --requests 3 --warmup 1 --json "$OUT/bench-cpu2.json" 2>&1 | tail -2
+timeout 60 bin/dialogbot bench --model /tmp/g2s --device cpu --threads 2 --dtype bfloat16 --concurrency 1 --requests 3 --warmup 1 --json "$OUT/bench-cpu2-bf16.json" 2>&1 | tail -1
 
 step transformers baseline, same machine
 timeout 150 python3 $g/hf_generate_baseline.py --device cuda --batch 1,8,64,256 --modes greedy --runs 3 | tee "$OUT/hf-cuda.jsonl"
 timeout 60 python3 $g/hf_generate_baseline.py --device cpu --threads 2 --batch 1 --modes greedy --runs 2 | tee "$OUT/hf-cpu2.jsonl"
+step ratios
+cat "$OUT/hf-cuda.jsonl" "$OUT/hf-cpu2.jsonl" > "$OUT/hf-all.jsonl"
+timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,8,64,256 --baseline "$OUT/hf-all.jsonl" --json "$OUT/bench-cuda-vs-hf.json" 2>&1 | tail -5
 step done
