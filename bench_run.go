@@ -31,20 +31,23 @@ func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv,
 	if _, err := torch.ResolveDevice(dev); err != nil {
 		return nil, &deviceSkipped{reason: err.Error()}
 	}
-	lm, err := openModel(benchModelOptions(cfg, dev), log)
+	// The engine's stepper times the bridge calls, which tells the Go side's
+	// cost per step apart from libtorch's.
+	var timed *timedStepper
+	opts := benchModelOptions(cfg, dev)
+	opts.Instrument = func(m model.Stepper) model.Stepper {
+		timed = &timedStepper{Stepper: m}
+		return timed
+	}
+	lm, err := openModel(opts, log)
 	if err != nil {
 		return nil, err
 	}
 	defer lm.Close()
+	eng := lm.Engine
 	if need := cfg.PromptTokens + cfg.NewTokens; lm.Module.Capacity() < need {
 		return nil, fmt.Errorf("%w: --prompt-tokens + --new-tokens = %d, but the model's context is %d", errUsage, need, lm.Module.Capacity())
 	}
-	// A second engine over the same module, whose stepper times the bridge
-	// calls, tells the Go side's cost per step apart from libtorch's. The
-	// engine openModel made stays idle.
-	timed := &timedStepper{Stepper: torchStepper{lm.Module}}
-	eng := model.NewEngine(timed, model.EngineOptions{})
-	defer eng.Close()
 	var rows []benchRow
 	for _, c := range cfg.Concurrency {
 		fmt.Fprintf(s.err, "bench: %s, %d concurrent: %d warm-up and %d measured requests\n", dev, c, cfg.warmupAt(c), cfg.requestsAt(c))

@@ -20,6 +20,9 @@ type modelOptions struct {
 	Threads    int    // CPU threads for libtorch; 0: all cores
 	Slots      int    // sequences decoded at once
 	MaxContext int    // tokens per sequence; 0: the model's, at most defaultMaxContext
+	// Instrument, when set, wraps the model as the engine sees it (bench
+	// times the bridge calls this way).
+	Instrument func(model.Stepper) model.Stepper
 }
 
 // defaultMaxContext bounds the KV cache per sequence when the config does
@@ -66,8 +69,24 @@ func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 	if info, err := torch.RuntimeInfo(); err == nil {
 		log.Info("libtorch", "device", mod.Device(), "runtime", info)
 	}
-	eng := model.NewEngine(torchStepper{mod}, model.EngineOptions{})
+	var stepper model.Stepper = torchStepper{mod}
+	if o.Instrument != nil {
+		stepper = o.Instrument(stepper)
+	}
+	eng := model.NewEngine(stepper, engineOptions(mod.Device()))
 	return &loadedModel{Meta: meta, Tokenizer: tok, Module: mod, Engine: eng}, nil
+}
+
+// engineOptions bounds the prompt tokens per prefill step by device. On a
+// CPU a step costs in proportion to its tokens, so small chunks keep other
+// chats' decoding going; a GPU runs thousands of tokens in about the time
+// of one, so there small chunks only make new chats wait (measured on an
+// H200: 256-token chunks held 256 chats to 180 rows per decode step).
+func engineOptions(device string) model.EngineOptions {
+	if device == "cpu" {
+		return model.EngineOptions{PrefillChunk: 256}
+	}
+	return model.EngineOptions{PrefillChunk: 8192}
 }
 
 // setThreads configures libtorch's CPU threads once per process.
