@@ -24,7 +24,7 @@ import (
 // sane, CUDA skipped with its reason where there is no GPU, and the ratio
 // taken against the greedy baseline case of the same batch.
 func TestBenchRowsPerDeviceAndConcurrency(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
 	out := filepath.Join(t.TempDir(), "bench.json")
 	code, stdout, stderr := runWithInput(t, "", "bench", "--model", dir, "--device", "cpu,cuda",
@@ -388,7 +388,7 @@ func TestBlasOf(t *testing.T) {
 // default, or the exported model in $DIALOGBOT_BENCH_MODEL (for example a
 // GPT-2-small shape from export.py --random-shape gpt2-small).
 func BenchmarkDecodeStep(b *testing.B) {
-	requireBridge(b)
+	testmodel.RequireBridge(b)
 	dir := os.Getenv("DIALOGBOT_BENCH_MODEL")
 	if dir == "" {
 		dir = testmodel.Export(b, "nano-ru")

@@ -15,7 +15,7 @@ import (
 // after /reset, through tokenizer, prompt format, engine and bridge, give
 // exactly Hugging Face's greedy replies.
 func TestChatGreedyGivesGoldenReplies(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "nano-ru")
 	var golden struct {
 		Cases []struct {
@@ -68,7 +68,7 @@ func TestChatGreedyGivesGoldenReplies(t *testing.T) {
 // a random model: one line per message, none for /reset, and a history
 // that changes the prompt (so the same message can get another reply).
 func TestChatKeepsHistoryAndOneLinePerInput(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
 	code, out, errOut := runWithInput(t, "привет\nкак дела?\n/reset\n\nпривет\n", "chat", "--model", dir, "--seed", "7", "--device", "cpu")
 	if code != 0 {

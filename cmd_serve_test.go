@@ -35,7 +35,7 @@ const (
 // TestServeEndToEnd runs `dialogbot serve` in-process on tiny-gpt2 against a
 // fake Bot API, stops it, and starts it again on the same SQLite file.
 func TestServeEndToEnd(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
 	t.Setenv(tokenEnv, telegramtest.Token)
 	api := telegramtest.New(t)

@@ -13,24 +13,6 @@ import (
 	"github.com/dialogbot/dialogbot/torch"
 )
 
-// requireBridge skips when libcbridge.so cannot be loaded, except where
-// DIALOGBOT_REQUIRE_TORCH is set (make test, CI): there it is a failure.
-func requireBridge(tb testing.TB) {
-	tb.Helper()
-	if os.Getenv("DIALOGBOT_CBRIDGE") == "" {
-		p := filepath.Join(testmodel.RepoRoot(), "bin", "libcbridge.so")
-		if _, err := os.Stat(p); err == nil {
-			os.Setenv("DIALOGBOT_CBRIDGE", p)
-		}
-	}
-	if err := torch.Available(); err != nil {
-		if os.Getenv("DIALOGBOT_REQUIRE_TORCH") != "" {
-			tb.Fatal(err)
-		}
-		tb.Skip(err)
-	}
-}
-
 func load(tb testing.TB, dir string, slots int) *torch.Module {
 	tb.Helper()
 	var meta struct {
@@ -127,7 +109,7 @@ type tinyGolden struct {
 }
 
 func TestTinyGPT2MatchesHuggingFace(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
 	var g tinyGolden
 	readJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
@@ -153,7 +135,7 @@ func TestTinyGPT2MatchesHuggingFace(t *testing.T) {
 // through the cache and checks every position's logit sum against HF's full
 // forward, and the last logits against the one-shot prefill.
 func TestCachedDecodeMatchesFullForward(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
 	var g tinyGolden
 	readJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
@@ -185,7 +167,7 @@ func TestCachedDecodeMatchesFullForward(t *testing.T) {
 // TestBatchRowsMatchAlone runs prompts of different lengths in one batch,
 // in scattered slots, and checks each row against the same prompt run alone.
 func TestBatchRowsMatchAlone(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
 	var g tinyGolden
 	readJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
@@ -228,7 +210,7 @@ func TestBatchRowsMatchAlone(t *testing.T) {
 }
 
 func TestTopKAndLogits(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
 	m := load(t, dir, 2)
 	in := torch.StepInput{Slots: []int32{0, 1}, NTokens: []int32{2, 1}, Tokens: []int64{1, 3316, 2}}
@@ -265,7 +247,7 @@ func TestTopKAndLogits(t *testing.T) {
 }
 
 func TestCopySlotContinuesTheSameWay(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	m := load(t, testmodel.Export(t, "tiny-gpt2"), 3)
 	prefill(t, m, 0, []int{1, 3316, 223, 2})
 	if err := m.CopySlot(0, 2); err != nil {
@@ -306,7 +288,7 @@ func untilStop(ids []int) []int {
 }
 
 func TestNanoRuGreedyMatchesHuggingFace(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "nano-ru")
 	var g nanoGolden
 	readJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "nano-ru", "golden.json"), &g)
@@ -334,7 +316,7 @@ func TestNanoRuGreedyMatchesHuggingFace(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
 	corrupt := filepath.Join(t.TempDir(), "model.pt")
 	if err := os.WriteFile(corrupt, []byte("not a torchscript file"), 0o644); err != nil {
@@ -374,7 +356,7 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestStepErrors(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	m := load(t, testmodel.Export(t, "tiny-gpt2"), 2)
 	out := torch.StepOutput{K: 1}
 	cases := []struct {
@@ -407,7 +389,7 @@ func TestStepErrors(t *testing.T) {
 }
 
 func TestResolveDevice(t *testing.T) {
-	requireBridge(t)
+	testmodel.RequireBridge(t)
 	if _, err := torch.ResolveDevice("gpu"); err == nil {
 		t.Error("gpu accepted")
 	}

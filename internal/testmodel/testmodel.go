@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/dialogbot/dialogbot/torch"
 )
 
 // RepoRoot is the repository's top directory.
@@ -111,4 +113,23 @@ func Device() string {
 		return d
 	}
 	return "cpu"
+}
+
+// RequireBridge skips a test when libcbridge.so cannot be loaded (it finds
+// bin/libcbridge.so of this checkout by itself), except where
+// DIALOGBOT_REQUIRE_TORCH is set (make test, CI): there it fails.
+func RequireBridge(tb testing.TB) {
+	tb.Helper()
+	if os.Getenv("DIALOGBOT_CBRIDGE") == "" {
+		p := filepath.Join(RepoRoot(), "bin", "libcbridge.so")
+		if _, err := os.Stat(p); err == nil {
+			os.Setenv("DIALOGBOT_CBRIDGE", p)
+		}
+	}
+	if err := torch.Available(); err != nil {
+		if os.Getenv("DIALOGBOT_REQUIRE_TORCH") != "" {
+			tb.Fatal(err)
+		}
+		tb.Skip(err)
+	}
 }
