@@ -263,28 +263,10 @@ func (s *serving) stop(tb testing.TB) {
 	})
 }
 
-// syncBuffer collects serve's log from the bot's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // serveLog is serve's stderr; at the end of the test it must not hold the
 // token, and it is shown when the test failed.
-func serveLog(t *testing.T) *syncBuffer {
-	log := &syncBuffer{}
+func serveLog(t *testing.T) *telegramtest.SyncBuffer {
+	log := &telegramtest.SyncBuffer{}
 	t.Cleanup(func() {
 		if strings.Contains(log.String(), telegramtest.Token) {
 			t.Errorf("the token appears in serve's log")

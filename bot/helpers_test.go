@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -16,31 +15,14 @@ import (
 
 	"github.com/mymmrac/telego"
 
+	"github.com/dialogbot/dialogbot/internal/telegramtest"
 	"github.com/dialogbot/dialogbot/model"
 )
 
-// lockedBuffer collects log output from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testLogger logs at debug level (telego's request URLs included) and fails
 // the test if the token ever appears in the log.
-func testLogger(t testing.TB) (*slog.Logger, *lockedBuffer) {
-	buf := &lockedBuffer{}
+func testLogger(t testing.TB) (*slog.Logger, *telegramtest.SyncBuffer) {
+	buf := &telegramtest.SyncBuffer{}
 	t.Cleanup(func() {
 		if strings.Contains(buf.String(), testToken) {
 			t.Errorf("the token appears in the log")
@@ -71,7 +53,7 @@ func testOptions(t testing.TB, f *fakeAPI) Options {
 // running is a bot started by startBot.
 type running struct {
 	bot  *Bot
-	log  *lockedBuffer
+	log  *telegramtest.SyncBuffer
 	stop func()
 }
 
