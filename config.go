@@ -103,7 +103,7 @@ func DefaultConfig() Config {
 			NonTextReply:  "Я понимаю только текст.",
 			ResetReply:    "Хорошо, я забыл наш разговор.",
 		},
-		Model: ModelConfig{Device: "auto", DType: "auto", Slots: 8},
+		Model: ModelConfig{Device: "auto", DType: "auto", Slots: 24, MaxContext: 512},
 		Generation: GenerationConfig{
 			MaxTurns: 6, MaxNewTokens: 40, MinNewTokens: 1, Temperature: 1.2, TopK: 10, TopP: 0.95,
 			RepetitionPenalty: 1.2, NoRepeatNgramSize: 2, Candidates: 3, Seed: 0,
