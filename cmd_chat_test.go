@@ -110,3 +110,23 @@ func TestOneLine(t *testing.T) {
 		t.Errorf("oneLine = %q", got)
 	}
 }
+
+// TestChatPromptFormatOverride: model.prompt_format replaces the format in
+// dialogbot.json, so the same message gets a prompt of another shape.
+func TestChatPromptFormatOverride(t *testing.T) {
+	testmodel.RequireBridge(t)
+	dir := testmodel.Export(t, "nano-ru")
+	cfg := filepath.Join(t.TempDir(), "c.toml")
+	if err := os.WriteFile(cfg, []byte("[model]\nprompt_format = \"dialogpt\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	input := "Сколько будет дважды два?\n"
+	_, own, _ := runWithInput(t, input, "chat", "--model", dir, "--greedy", "--device", "cpu")
+	code, other, errOut := runWithInput(t, input, "chat", "--model", dir, "--greedy", "--device", "cpu", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if own != "Четыре!\n" || other == own {
+		t.Errorf("rudialogpt reply %q, dialogpt reply %q: want the golden one, then another", own, other)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/dialogbot/dialogbot/model"
 )
 
 // Config is dialogbot's configuration: defaults, then a TOML file, then the
@@ -53,6 +55,8 @@ type ModelConfig struct {
 	Threads    int    `toml:"threads"`
 	Slots      int    `toml:"slots"`
 	MaxContext int    `toml:"max_context"`
+	// PromptFormat overrides the format in the model's dialogbot.json ("" keeps it).
+	PromptFormat string `toml:"prompt_format"`
 }
 
 // GenerationConfig is how replies are sampled.
@@ -207,6 +211,11 @@ func (m ModelConfig) validate() error {
 	case "auto", "float32", "float16", "bfloat16":
 	default:
 		errs = append(errs, fmt.Errorf("model.dtype: %q (want \"auto\", \"float32\", \"float16\" or \"bfloat16\")", m.DType))
+	}
+	if m.PromptFormat != "" {
+		if _, err := model.ParseFormat(m.PromptFormat); err != nil {
+			errs = append(errs, fmt.Errorf("model.prompt_format: %w", err))
+		}
 	}
 	errs = append(errs, atLeast("model.threads", m.Threads, 0), atLeast("model.slots", m.Slots, 1),
 		atLeast("model.max_context", m.MaxContext, 0))

@@ -99,6 +99,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad cuda index", "[model]\ndevice = \"cuda:x\"", "model.device"},
 		{"negative cuda index", "[model]\ndevice = \"cuda:-1\"", "model.device"},
 		{"bad dtype", "[model]\ndtype = \"int8\"", "model.dtype"},
+		{"bad prompt format", "[model]\nprompt_format = \"chatml\"", "model.prompt_format"},
 		{"negative threads", "[model]\nthreads = -1", "model.threads"},
 		{"zero slots", "[model]\nslots = 0", "model.slots"},
 		{"negative max tokens", "[generation]\nmax_new_tokens = -5", "generation.max_new_tokens"},

@@ -14,12 +14,13 @@ import (
 
 // modelOptions say which exported model to load and how.
 type modelOptions struct {
-	Dir        string
-	Device     string // auto, cpu, cuda, cuda:N
-	Dtype      string // "" or "auto": as exported
-	Threads    int    // CPU threads for libtorch; 0: all cores
-	Slots      int    // sequences decoded at once
-	MaxContext int    // tokens per sequence; 0: the model's, at most defaultMaxContext
+	Dir          string
+	Device       string // auto, cpu, cuda, cuda:N
+	Dtype        string // "" or "auto": as exported
+	Threads      int    // CPU threads for libtorch; 0: all cores
+	PromptFormat string // "" : the model's own (dialogbot.json)
+	Slots        int    // sequences decoded at once
+	MaxContext   int    // tokens per sequence; 0: the model's, at most defaultMaxContext
 	// Instrument, when set, wraps the model as the engine sees it (bench
 	// times the bridge calls this way).
 	Instrument func(model.Stepper) model.Stepper
@@ -47,6 +48,12 @@ func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 	meta, err := model.LoadMeta(o.Dir)
 	if err != nil {
 		return nil, err
+	}
+	if o.PromptFormat != "" {
+		if _, err := model.ParseFormat(o.PromptFormat); err != nil {
+			return nil, err
+		}
+		meta.PromptFormat = o.PromptFormat
 	}
 	tok, err := model.LoadTokenizer(filepath.Join(o.Dir, model.TokenizerFile))
 	if err != nil {

@@ -37,7 +37,7 @@ func modelOptionsFrom(cfg Config, dir string) modelOptions {
 		dir = cfg.Model.Path
 	}
 	return modelOptions{Dir: dir, Device: cfg.Model.Device, Dtype: cfg.Model.DType, Threads: cfg.Model.Threads,
-		Slots: cfg.Model.Slots, MaxContext: cfg.Model.MaxContext}
+		Slots: cfg.Model.Slots, MaxContext: cfg.Model.MaxContext, PromptFormat: cfg.Model.PromptFormat}
 }
 
 func (r *modelReplier) Reply(ctx context.Context, chatID int64, turns []model.Turn) (string, error) {
