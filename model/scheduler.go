@@ -339,8 +339,8 @@ func (s *scheduler) release(q *sequence) {
 
 // fail ends a job with err and frees all its slots.
 func (s *scheduler) fail(j *job, err error) {
-	if j.finished < 0 {
-		return // already answered
+	if j.finished < 0 || (len(j.seqs) > 0 && j.finished == len(j.seqs)) {
+		return // already answered: a second send could block the loop
 	}
 	for _, q := range j.seqs {
 		q.done = true
