@@ -92,7 +92,7 @@ demo: deps
 	$(MAKE) demo-run
 
 demo-run: build model
-	@if [ -n "$$TELEGRAM_BOT_TOKEN" ] || grep -qs '^\s*token\s*=' $(CONFIG); then \
+	@if [ -n "$$TELEGRAM_BOT_TOKEN" ] || grep -qsE '^\s*token\s*=\s*"[^"]' $(CONFIG); then \
 	  [ -f $(CONFIG) ] || sed 's#^path = ""#path = "$(MODEL_DIR)"#' config.toml.example > $(CONFIG); \
 	  $(BIN)/dialogbot serve --config $(CONFIG); \
 	else $(BIN)/dialogbot chat --model $(MODEL_DIR); fi
