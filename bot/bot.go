@@ -48,7 +48,11 @@ func New(opts Options, r Replier, log *slog.Logger) (*Bot, error) {
 	}
 	client := opts.HTTPClient
 	if client == nil {
-		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		// A bound on every request, above the long-poll wait, so a connection
+		// that died silently frees its chat's worker in a minute or so instead
+		// of whenever TCP keepalive notices.
+		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(),
+			Timeout: opts.PollTimeout + 30*time.Second}
 	}
 	api, err := telego.NewBot(opts.Token,
 		telego.WithAPIServer(opts.APIURL),

@@ -226,8 +226,12 @@ func TestRetryAfterIsWaitedOutAndSentOnce(t *testing.T) {
 	f := newFakeAPI(t)
 	f.inject("sendMessage", fault{status: http.StatusTooManyRequests, retryAfter: 1})
 	startBot(t, f, &recorder{}, testOptions(t, f))
+	start := time.Now()
 	f.push(private(42, "hi"))
 	waitFor(t, "reply", func() bool { return len(f.sentTo(42)) == 1 })
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("retried after %v, before retry_after (1s) was over", waited)
+	}
 	f.push(private(43, "marker"))
 	waitFor(t, "marker", func() bool { return len(f.sentTo(43)) == 1 })
 	if got := texts(f.sentTo(42)); !slices.Equal(got, []string{"echo: hi"}) {
@@ -377,6 +381,9 @@ func TestNonTextAndAllowList(t *testing.T) {
 	anonymous := group(-6, 0, "@DialogTestBot hi")
 	anonymous.From = &telego.User{ID: 1087968824, IsBot: true, FirstName: "Group", Username: "GroupAnonymousBot"}
 	anonymous.SenderChat = &telego.Chat{ID: -6, Type: telego.ChatTypeSupergroup}
+	photo := group(-7, 42, "")
+	photo.Photo = []telego.PhotoSize{{FileID: "p"}}
+	photo.Caption = "@DialogTestBot what is this?"
 	tests := []struct {
 		name string
 		mod  func(*Options)
@@ -384,6 +391,7 @@ func TestNonTextAndAllowList(t *testing.T) {
 		want []string
 	}{
 		{"sticker answered", func(*Options) {}, sticker, []string{"I only read text."}},
+		{"photo mentioning the bot in a group", func(*Options) {}, photo, []string{"I only read text."}},
 		{"sticker ignored", func(o *Options) { o.Texts.NonTextReply = "" }, sticker, nil},
 		{"user not allowed", func(o *Options) { o.AllowedUserIDs = []int64{1} }, private(42, "hi"), nil},
 		{"user allowed", func(o *Options) { o.AllowedUserIDs = []int64{1, 42} }, private(42, "hi"), []string{"echo: hi"}},
@@ -423,4 +431,23 @@ func TestShutdownCancelsSlowReplies(t *testing.T) {
 	}
 	r.stop()
 	checkNoLeaks(t, before)
+}
+
+// An update telego cannot decode (here a forward origin of a kind it does not
+// know, as Telegram adds them) must not fail every getUpdates after it: the
+// bot skips it and answers the rest.
+func TestUndecodableUpdateIsSkipped(t *testing.T) {
+	f := newFakeAPI(t)
+	r := startBot(t, f, &recorder{}, testOptions(t, f))
+	f.PushRaw(`"message": {"message_id": 1, "date": 0, "chat": {"id": 42, "type": "private"},
+		"from": {"id": 42, "is_bot": false, "first_name": "A"}, "text": "fwd",
+		"forward_origin": {"type": "brand_new_kind", "date": 0}}`)
+	f.push(private(42, "after"))
+	waitFor(t, "the answer after the bad update", func() bool { return len(f.sentTo(42)) == 1 })
+	if got := texts(f.sentTo(42)); !slices.Equal(got, []string{"echo: after"}) {
+		t.Errorf("sent %q, want only the answer to the good update", got)
+	}
+	if !strings.Contains(r.log.String(), "brand_new_kind") {
+		t.Errorf("the log does not say why the update was skipped")
+	}
 }

@@ -58,10 +58,12 @@ func (b *Bot) allowed(msg *telego.Message) bool {
 	return b.allowChats[msg.Chat.ID] || (msg.From != nil && b.allowUsers[msg.From.ID])
 }
 
-// nonText answers stickers, photos and the like in private chats and when
-// replied to in groups, or stays silent when no such answer is configured.
+// nonText answers stickers, photos and the like in private chats and, in
+// groups, when replied to or mentioned in a caption, or stays silent when no
+// such answer is configured.
 func (b *Bot) nonText(ctx context.Context, msg *telego.Message) {
-	if b.opts.Texts.NonTextReply == "" || (isGroup(msg.Chat) && !b.repliesToMe(msg)) {
+	_, mentioned := stripMention(msg.Caption, b.mention)
+	if b.opts.Texts.NonTextReply == "" || (isGroup(msg.Chat) && !b.repliesToMe(msg) && !mentioned) {
 		return
 	}
 	b.reply(ctx, msg, b.opts.Texts.NonTextReply)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mymmrac/telego"
+	ta "github.com/mymmrac/telego/telegoapi"
 )
 
 // maxBackoff caps the wait between failed getUpdates calls.
@@ -51,15 +52,50 @@ func (b *Bot) poll(ctx, work context.Context, d *dispatcher) error {
 	return nil
 }
 
+// getUpdates decodes each update on its own rather than through telego's
+// GetUpdates: there one update it cannot read (a type newer than telego)
+// fails the whole batch, again on every retry, and the bot would answer no
+// one ever again. Such an update is logged and kept with its id only, so the
+// offset moves past it.
 func (b *Bot) getUpdates(ctx context.Context, offset int, timeout time.Duration) ([]telego.Update, error) {
 	// The request gets a deadline of its own: a connection that silently died
 	// would otherwise hang the loop forever.
 	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
 	defer cancel()
-	return b.api.GetUpdates(ctx, &telego.GetUpdatesParams{
+	body, err := json.Marshal(&telego.GetUpdatesParams{
 		Offset: offset, Timeout: int(timeout / time.Second),
 		AllowedUpdates: []string{"message"}, // all the bot answers; spares the traffic of the rest
 	})
+	if err != nil {
+		return nil, fmt.Errorf("get updates: %w", err)
+	}
+	caller := redactingCaller{next: ta.HTTPCaller{Client: b.client}, token: b.opts.Token}
+	resp, err := caller.Call(ctx, b.opts.APIURL+"/bot"+b.opts.Token+"/getUpdates",
+		&ta.RequestData{ContentType: ta.ContentTypeJSON, BodyRaw: body})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("get updates: %w", err)
+	case !resp.Ok && resp.Error != nil:
+		return nil, fmt.Errorf("get updates: %w", resp.Error)
+	case !resp.Ok:
+		return nil, errors.New("get updates: not ok")
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(resp.Result, &raws); err != nil {
+		return nil, fmt.Errorf("get updates: %w", err)
+	}
+	updates := make([]telego.Update, len(raws))
+	for i, raw := range raws {
+		if err := json.Unmarshal(raw, &updates[i]); err != nil {
+			var id struct {
+				UpdateID int `json:"update_id"`
+			}
+			_ = json.Unmarshal(raw, &id)
+			b.log.Warn("undecodable update skipped", "update_id", id.UpdateID, "err", err)
+			updates[i] = telego.Update{UpdateID: id.UpdateID}
+		}
+	}
+	return updates, nil
 }
 
 // confirm tells Telegram that every update before offset was received.

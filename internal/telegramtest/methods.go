@@ -10,7 +10,7 @@ import (
 
 // getUpdates long-polls like Telegram: it drops what offset confirms and
 // waits up to timeout for something new.
-func (s *Server) getUpdates(r *http.Request, p map[string]json.RawMessage) ([]telego.Update, error) {
+func (s *Server) getUpdates(r *http.Request, p map[string]json.RawMessage) ([]any, error) {
 	offset, timeout := int(intParam(p, "offset")), time.Duration(intParam(p, "timeout"))*time.Second
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -19,7 +19,7 @@ func (s *Server) getUpdates(r *http.Request, p map[string]json.RawMessage) ([]te
 		for len(s.updates) > 0 && s.updates[0].UpdateID < offset {
 			s.updates = s.updates[1:]
 		}
-		pending, arrived := append([]telego.Update(nil), s.updates...), s.arrived
+		pending, arrived := s.pendingLocked(), s.arrived
 		s.mu.Unlock()
 		if len(pending) > 0 || timeout == 0 {
 			return pending, nil
@@ -27,11 +27,24 @@ func (s *Server) getUpdates(r *http.Request, p map[string]json.RawMessage) ([]te
 		select {
 		case <-arrived:
 		case <-deadline.C:
-			return []telego.Update{}, nil
+			return []any{}, nil
 		case <-r.Context().Done():
 			return nil, r.Context().Err()
 		}
 	}
+}
+
+// pendingLocked is the queued updates as getUpdates answers them.
+func (s *Server) pendingLocked() []any {
+	out := make([]any, len(s.updates))
+	for i, u := range s.updates {
+		if raw, ok := s.raw[u.UpdateID]; ok {
+			out[i] = raw
+		} else {
+			out[i] = u
+		}
+	}
+	return out
 }
 
 func (s *Server) sendMessage(p map[string]json.RawMessage) (telego.Message, error) {

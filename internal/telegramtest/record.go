@@ -1,6 +1,8 @@
 package telegramtest
 
 import (
+	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -27,6 +29,21 @@ func (s *Server) Push(msgs ...*telego.Message) {
 	}
 	close(s.arrived)
 	s.arrived = make(chan struct{})
+}
+
+// PushRaw queues an update given as the JSON of its fields after update_id
+// (say `"message": {...}`), such as one the bot's Telegram library cannot
+// decode; it returns the update's id.
+func (s *Server) PushRaw(fields string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.nextID
+	s.nextID++
+	s.updates = append(s.updates, telego.Update{UpdateID: id})
+	s.raw[id] = json.RawMessage(fmt.Sprintf(`{"update_id": %d, %s}`, id, fields))
+	close(s.arrived)
+	s.arrived = make(chan struct{})
+	return id
 }
 
 // SetStatus sets a user's member status in a chat (getChatMember); the

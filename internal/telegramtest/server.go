@@ -34,6 +34,7 @@ type Server struct {
 	mu        sync.Mutex
 	requests  int
 	updates   []telego.Update
+	raw       map[int]json.RawMessage // update id -> body sent instead of the update (PushRaw)
 	nextID    int
 	nextMsgID int
 	arrived   chan struct{} // closed and replaced when updates arrive
@@ -51,7 +52,7 @@ type Server struct {
 func New(tb testing.TB) *Server {
 	s := &Server{
 		tb: tb, nextID: 1, nextMsgID: 1000, arrived: make(chan struct{}), changed: make(chan struct{}),
-		calls: map[string]int{}, faults: map[string][]Fault{}, status: map[[2]int64]string{},
+		raw: map[int]json.RawMessage{}, calls: map[string]int{}, faults: map[string][]Fault{}, status: map[[2]int64]string{},
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(s.Close)
