@@ -22,8 +22,39 @@ type dispatcher struct {
 
 	mu      sync.Mutex
 	chats   map[int64]chan telego.Update
+	recent  recentIDs
 	closing bool
 	wg      sync.WaitGroup
+}
+
+// recentIDs remembers the last update ids seen. Telegram redelivers a
+// webhook update it thinks was not received, and answering it again would
+// send the same reply twice.
+type recentIDs struct {
+	seen map[int]bool
+	ring []int
+	next int
+}
+
+const recentUpdates = 4096
+
+// add records id and reports whether it is new.
+func (r *recentIDs) add(id int) bool {
+	if r.seen == nil {
+		r.seen, r.ring = map[int]bool{}, make([]int, 0, recentUpdates)
+	}
+	if r.seen[id] {
+		return false
+	}
+	if len(r.ring) < recentUpdates {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.seen, r.ring[r.next])
+		r.ring[r.next] = id
+		r.next = (r.next + 1) % recentUpdates
+	}
+	r.seen[id] = true
+	return true
 }
 
 func newDispatcher(handle func(context.Context, telego.Update), log *slog.Logger, o Options) *dispatcher {
@@ -42,6 +73,10 @@ func (d *dispatcher) dispatch(ctx context.Context, u telego.Update) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closing {
+		return
+	}
+	if !d.recent.add(u.UpdateID) {
+		d.log.Info("duplicate update ignored", "update_id", u.UpdateID)
 		return
 	}
 	q, ok := d.chats[key]

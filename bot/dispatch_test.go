@@ -68,3 +68,40 @@ func TestDispatcherDropsBeyondQueue(t *testing.T) {
 		t.Errorf("%d updates handled, want the queue's worth (2 or 3)", handled)
 	}
 }
+
+func TestDispatcherIgnoresRedeliveredUpdates(t *testing.T) {
+	var mu sync.Mutex
+	handled := map[int]int{}
+	handle := func(_ context.Context, u telego.Update) {
+		mu.Lock()
+		defer mu.Unlock()
+		handled[u.UpdateID]++
+	}
+	o := Options{MaxConcurrent: 2, QueueSize: 100, IdleTimeout: time.Minute}
+	d := newDispatcher(handle, slog.New(slog.NewTextHandler(io.Discard, nil)), o)
+	for _, id := range []int{7, 8, 7, 9, 8, 7} { // a webhook redelivers 7 and 8
+		d.dispatch(context.Background(), telego.Update{UpdateID: id, Message: private(1, "x")})
+	}
+	d.close(time.Second, func() {})
+	if handled[7] != 1 || handled[8] != 1 || handled[9] != 1 {
+		t.Errorf("handled %v, want each update once", handled)
+	}
+}
+
+func TestRecentIDsForgetsTheOldest(t *testing.T) {
+	var r recentIDs
+	for id := range recentUpdates + 1 {
+		if !r.add(id) {
+			t.Fatalf("id %d reported as seen", id)
+		}
+	}
+	if r.add(recentUpdates) {
+		t.Error("the newest id was forgotten")
+	}
+	if !r.add(0) {
+		t.Error("the oldest id is still remembered beyond the bound")
+	}
+	if len(r.seen) != recentUpdates {
+		t.Errorf("%d ids remembered, want %d", len(r.seen), recentUpdates)
+	}
+}
