@@ -14,10 +14,14 @@ const (
 
 var (
 	emailRE = regexp.MustCompile(`[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,}`)
-	linkRE  = regexp.MustCompile(`(?i)(?:https?://|www\.|t\.me/)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|ru|org|net|io|me|info|uz|рф)\b(?:/\S*)?`)
+	// .рф has its own branch: \b and [a-z] are ASCII-only, so it never matched among the others.
+	linkRE = regexp.MustCompile(`(?i)(?:https?://|www\.|t\.me/)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|ru|org|net|io|me|info|uz)\b(?:/\S*)?|[\p{L}\p{N}-]+\.рф(?:/\S*)?`)
 	// phoneCandRE finds digit runs with separators; phones are those of them
 	// with enough digits, so dates and prices stay.
-	phoneCandRE = regexp.MustCompile(`\+?\(?\d[\d\s().-]{5,}\d`)
+	// Separators are spaces and tabs, not newlines: numbers on separate lines are not one phone.
+	phoneCandRE = regexp.MustCompile(`\+?\(?\d[\d \t().-]{5,}\d`)
+	// dateRE: a candidate that starts with a date ("2020-01-01 12", "01.01.2020 12") is a date and time.
+	dateRE = regexp.MustCompile(`^(?:\d{4}-\d\d-\d\d|\d\d?[./]\d\d?[./]\d{2,4})(?:\D|$)`)
 )
 
 // Anonymize replaces e-mail addresses, links and phone numbers in s with
@@ -36,6 +40,9 @@ func anonymizePhone(c string) string {
 		if r >= '0' && r <= '9' {
 			digits++
 		}
+	}
+	if dateRE.MatchString(c) {
+		return c
 	}
 	if (digits >= 10 && digits <= 15) || (strings.HasPrefix(c, "+") && digits >= 7) {
 		return PhonePlaceholder

@@ -71,18 +71,23 @@ func sortedByTime(msgs []Message) []Message {
 // the gap and does not reply to something else than that turn does.
 func mergeTurns(msgs []Message, gap time.Duration, segment int) ([]turn, map[int64]int) {
 	var turns []turn
+	var parts [][]string // each turn's texts, joined once at the end: += copies quadratically in a channel's long runs
 	byMsg := make(map[int64]int, len(msgs))
 	for i, m := range msgs {
 		if i > 0 && m.Time.Sub(msgs[i-1].Time) > gap {
 			segment++
 		}
 		if n := len(turns); n > 0 && joins(turns[n-1], m, byMsg, n-1, segment) {
-			turns[n-1].text += "\n" + m.Text
+			parts[n-1] = append(parts[n-1], m.Text)
 			byMsg[m.ID] = n - 1
 			continue
 		}
 		byMsg[m.ID] = len(turns)
-		turns = append(turns, turn{sender: m.senderKey(), name: m.Sender, text: m.Text, time: m.Time, replyTo: m.ReplyTo, segment: segment})
+		turns = append(turns, turn{sender: m.senderKey(), name: m.Sender, time: m.Time, replyTo: m.ReplyTo, segment: segment})
+		parts = append(parts, []string{m.Text})
+	}
+	for k := range turns {
+		turns[k].text = strings.Join(parts[k], "\n")
 	}
 	return turns, byMsg
 }

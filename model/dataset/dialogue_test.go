@@ -2,6 +2,8 @@ package dataset
 
 import (
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +120,27 @@ func TestSamplesEdgeCases(t *testing.T) {
 				t.Errorf("skipped %v, want %v", skipped, tc.skipped)
 			}
 		})
+	}
+}
+
+// A channel is one long run of one sender's messages: merging them must not
+// copy the growing turn once per message (quadratic time on a big export).
+func TestSamplesLongRunLinear(t *testing.T) {
+	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	text := strings.Repeat("x", 200)
+	msgs := make([]Message, 20000)
+	for i := range msgs {
+		msgs[i] = Message{ID: int64(i + 1), Time: t0.Add(time.Duration(i) * time.Minute), SenderID: "channel7", Text: text}
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	samples, _ := Samples(msgs, DialogueOptions{Gap: time.Hour}, 0, func(string) {})
+	runtime.ReadMemStats(&after)
+	if len(samples) != 0 {
+		t.Fatalf("a channel gave %d samples, want 0", len(samples))
+	}
+	// The merged text is 4 MB; quadratic merging allocates about 40 GB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 100<<20 {
+		t.Fatalf("merging 20000 messages allocated %d MB, want linear (< 100 MB)", got>>20)
 	}
 }
