@@ -219,7 +219,14 @@ func (f datasetFlags) meta(cfg dataset.Config, vocab int) (dataset.Meta, error) 
 func summarize(w io.Writer, out string, st dataset.Stats) {
 	fmt.Fprintf(w, "dataset: %d messages, %d dialogues, %d examples (train %d examples / %d tokens, valid %d / %d) -> %s\n",
 		st.Messages, st.Dialogues, st.Examples, st.TrainExamples, st.TrainTokens, st.ValidExamples, st.ValidTokens, out)
-	if st.Examples == 0 {
+	dropped := 0
+	for _, n := range st.Dropped {
+		dropped += n
+	}
+	switch {
+	case st.Examples == 0 && dropped > 0:
+		fmt.Fprintf(w, "dataset: 0 examples: all %d dialogue samples were too long for the context (--context, --max-new-tokens; see stats.json)\n", dropped)
+	case st.Examples == 0:
 		fmt.Fprintln(w, "dataset: no dialogue found, 0 examples: is this a channel, or a chat with one sender? (see stats.json for what was skipped)")
 	}
 }

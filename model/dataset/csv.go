@@ -127,22 +127,23 @@ func (l csvLayout) sample(rec []string, roles CSVRoles, anonymize bool, row int)
 	if reply == "" {
 		return Sample{}, "empty_response"
 	}
-	var texts []string
-	for _, i := range l.context {
-		if t := clean(rec[i]); t != "" {
-			texts = append(texts, t)
+	var turns []model.Turn
+	for k, i := range l.context {
+		t := clean(rec[i])
+		if t == "" {
+			continue
 		}
-	}
-	if len(texts) == 0 {
-		return Sample{}, "no_context"
-	}
-	turns := make([]model.Turn, len(texts))
-	for k, t := range texts {
+		// Roles go by the column, not by the cells left: an empty cell
+		// (usually a sticker or a photo) was still somebody's turn, so
+		// context_2 stays the bot's even when context_1 is empty.
 		sp := model.User
-		if roles == RolesAlternate && (len(texts)-k)%2 == 0 {
+		if roles == RolesAlternate && (len(l.context)-k)%2 == 0 {
 			sp = model.Bot
 		}
-		turns[k] = model.Turn{Speaker: sp, Text: t}
+		turns = append(turns, model.Turn{Speaker: sp, Text: t})
+	}
+	if len(turns) == 0 {
+		return Sample{}, "no_context"
 	}
 	// Row order stands for time: the split only compares times.
 	return Sample{Time: time.Unix(int64(row), 0).UTC(), Dialogue: row, Speaker: "response", Context: turns, Reply: reply}, ""

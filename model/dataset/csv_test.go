@@ -20,7 +20,8 @@ func TestReadCSV(t *testing.T) {
 		{"alternating roles, multi-line and empty cells", "dialogues.csv", RolesAlternate, false, []brief{
 			{0, "response", []model.Turn{u("Привет")}, "Здравствуй"},
 			{1, "response", []model.Turn{b("Привет"), u("Здравствуй")}, "Как дела?\nЧто нового?"},
-			{2, "response", []model.Turn{b("Привет"), u("Как дела?")}, "Хорошо"},
+			// context_2 is empty: context_3 is two turns before context_1, the user's too.
+			{2, "response", []model.Turn{u("Привет"), u("Как дела?")}, "Хорошо"},
 		}, map[string]int{"empty_response": 1, "no_context": 1}},
 		{"every context cell the user's", "dialogues.csv", RolesUser, false, []brief{
 			{0, "response", []model.Turn{u("Привет")}, "Здравствуй"},
