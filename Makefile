@@ -74,8 +74,11 @@ test-go: build
 test-python:
 	$(PYTHON) -m pytest -q model/python
 
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 vet:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # fetch + export ruDialoGPT-small (needs internet once); skipped when MODEL_DIR exists.
