@@ -44,7 +44,7 @@ $(BRIDGE): cbridge/cbridge.cpp cbridge/cbridge.h $(TORCH_MK)
 	  rm -f $(TORCH_MK); exit 1; fi
 	@echo "cbridge: using libtorch from $(TORCH_KIND)"
 	@mkdir -p $(BIN)
-	$(CXX) -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=$(TORCH_ABI) $< $(TORCH_INC) \
+	$(CXX) -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=$(TORCH_ABI) $(TORCH_DEFS) $< $(TORCH_INC) \
 	  -L$(TORCH_LIBDIR) -Wl,--no-as-needed $(TORCH_LIBS) -Wl,--as-needed -ldl -Wl,-rpath,$(TORCH_LIBDIR) -o $@
 
 bridge: $(BRIDGE)

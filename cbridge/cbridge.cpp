@@ -8,8 +8,18 @@
 #include <torch/version.h>
 #include <torch/script.h>
 
+#ifdef CBRIDGE_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+#include <c10/core/DeviceGuard.h>
+
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <optional>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -75,14 +85,34 @@ std::optional<torch::ScalarType> parse_dtype(const std::string &name) {
 
 }  // namespace
 
+#ifdef CBRIDGE_CUDA
+// DecodeGraph is one decode step (one new token in each of the first `rows`
+// slots) captured as a CUDA graph. Replaying it launches every kernel of the
+// step at once, without the TorchScript interpreter in between, which is
+// where a small model's decode step spends its time on a GPU.
+struct DecodeGraph {
+  int64_t rows = 0, k = 0;
+  std::unique_ptr<at::cuda::CUDAGraph> graph;
+  torch::Tensor ids, pos, mask, last, slot_idx, pos_idx;  // static inputs
+  torch::Tensor logits, top_vals, top_ids, lse;          // static outputs
+};
+#endif
+
 struct cb_model {
   torch::jit::Module module;
   torch::Device device{torch::kCPU};
   torch::ScalarType dtype = torch::kFloat32;
   cb_model_options opts{};
-  torch::Tensor pool;       // [n_layer, 2, slots, n_head, capacity, head_dim]
-  std::vector<int32_t> len; // tokens cached per slot
-  torch::Tensor last_logits; // [rows, vocab] float32, on the device
+  // [n_layer, 2, slots, n_head, capacity + 1, head_dim]: the extra position
+  // is scratch, where captured decode steps write the rows they do not use.
+  torch::Tensor pool;
+  std::vector<int32_t> len;          // tokens cached per slot
+  torch::Tensor last_logits;         // [rows, vocab] float32, on the device
+  std::vector<int64_t> last_rows;    // if set: step row i is row last_rows[i] of last_logits
+#ifdef CBRIDGE_CUDA
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<DecodeGraph>> graphs;
+  bool graphs_off = false;
+#endif
 };
 
 namespace {
@@ -118,11 +148,11 @@ struct StepInputs {
   bool contiguous = true;                              // slots are 0..rows-1 in order
 };
 
-StepInputs build_inputs(const cb_model *m, int32_t n_rows, const int32_t *slots, const int32_t *n_tokens,
-                        const int64_t *tokens) {
-  StepInputs in;
-  in.rows = n_rows;
+// check_step validates a step's rows and tokens before anything runs.
+void check_step(const cb_model *m, int32_t n_rows, const int32_t *slots, const int32_t *n_tokens,
+                const int64_t *tokens) {
   std::vector<bool> seen(m->opts.slots, false);
+  int64_t total = 0;
   for (int32_t i = 0; i < n_rows; i++) {
     check_slot(m, slots[i]);
     check(!seen[slots[i]], "slot " + std::to_string(slots[i]) + " appears twice in one step");
@@ -131,6 +161,20 @@ StepInputs build_inputs(const cb_model *m, int32_t n_rows, const int32_t *slots,
     int64_t after = static_cast<int64_t>(m->len[slots[i]]) + n_tokens[i];
     check(after <= m->opts.capacity, "slot " + std::to_string(slots[i]) + " would hold " + std::to_string(after) +
                                          " tokens, over its capacity of " + std::to_string(m->opts.capacity));
+    total += n_tokens[i];
+  }
+  for (int64_t i = 0; i < total; i++) {
+    check(tokens[i] >= 0 && tokens[i] < m->opts.vocab_size,
+          "token id " + std::to_string(tokens[i]) + " out of range 0.." + std::to_string(m->opts.vocab_size - 1));
+  }
+}
+
+StepInputs build_inputs(const cb_model *m, int32_t n_rows, const int32_t *slots, const int32_t *n_tokens,
+                        const int64_t *tokens) {
+  check_step(m, n_rows, slots, n_tokens, tokens);
+  StepInputs in;
+  in.rows = n_rows;
+  for (int32_t i = 0; i < n_rows; i++) {
     in.width = std::max<int64_t>(in.width, n_tokens[i]);
     in.past = std::max<int64_t>(in.past, m->len[slots[i]]);
     in.contiguous = in.contiguous && slots[i] == i;
@@ -150,8 +194,6 @@ StepInputs build_inputs(const cb_model *m, int32_t n_rows, const int32_t *slots,
     for (int64_t t = 0; t < in.width; t++) {
       bool real = t < n;
       if (real) {
-        check(*tok >= 0 && *tok < m->opts.vocab_size,
-              "token id " + std::to_string(*tok) + " out of range 0.." + std::to_string(m->opts.vocab_size - 1));
         ids_a[i][t] = *tok++;
         in.row_of.push_back(i), in.t_of.push_back(t), in.slot_of.push_back(slots[i]), in.pos_of.push_back(cached + t);
       }
@@ -206,6 +248,136 @@ void copy_out(const cb_model *m, const torch::Tensor &logits, int32_t k, float *
     std::memcpy(lse, l.data_ptr<float>(), l.numel() * sizeof(float));
   }
 }
+
+#ifdef CBRIDGE_CUDA
+bool graphs_wanted(const cb_model *m) {
+  const char *env = std::getenv("DIALOGBOT_CUDA_GRAPHS");
+  return m->device.is_cuda() && !m->graphs_off && !(env != nullptr && std::string(env) == "0");
+}
+
+// forward_static runs a decode step on a graph's static tensors: what is
+// captured, and what warms the capture up.
+void forward_static(cb_model *m, DecodeGraph &g) {
+  auto past = m->pool.narrow(2, 0, g.rows).narrow(4, 0, m->opts.capacity);
+  auto res = m->module.forward({g.ids, g.pos, g.mask, past, g.last}).toTuple();
+  g.logits = res->elements()[0].toTensor().to(torch::kFloat32);
+  // present [L,2,rows,H,1,D] -> [rows,L,2,H,D], the layout index_put_ wants.
+  auto present = res->elements()[1].toTensor().select(4, 0).permute({2, 0, 1, 3, 4}).to(m->dtype);
+  m->pool.index_put_({Slice(), Slice(), g.slot_idx, Slice(), g.pos_idx}, present);
+  if (g.k > 0) {
+    auto top = g.logits.topk(g.k, 1);
+    g.top_vals = std::get<0>(top);
+    g.top_ids = std::get<1>(top).to(torch::kInt32);
+  }
+  g.lse = g.logits.logsumexp(1);
+}
+
+std::unique_ptr<DecodeGraph> capture(cb_model *m, int64_t rows, int64_t k) {
+  auto g = std::make_unique<DecodeGraph>();
+  g->rows = rows, g->k = k;
+  const int64_t cap = m->opts.capacity;
+  auto longs = torch::TensorOptions().dtype(torch::kInt64).device(m->device);
+  g->ids = torch::zeros({rows, 1}, longs), g->pos = torch::zeros({rows, 1}, longs);
+  g->last = torch::zeros({rows}, longs);
+  g->mask = torch::zeros({rows, 1, 1, cap + 1}, torch::TensorOptions().dtype(torch::kBool).device(m->device));
+  g->mask.select(3, cap).fill_(true);  // every row attends to itself: no empty softmax
+  g->slot_idx = torch::arange(rows, longs);
+  g->pos_idx = torch::full({rows}, cap, longs);  // the scratch position: warm-up touches no cache
+  auto stream = c10::cuda::getStreamFromPool(false, m->device.index());
+  c10::cuda::CUDAStreamGuard on_side_stream(stream);
+  forward_static(m, *g);  // warm-up: allocations and library handles happen outside the capture
+  forward_static(m, *g);
+  stream.synchronize();
+  g->graph = std::make_unique<at::cuda::CUDAGraph>();
+  g->graph->capture_begin();
+  try {
+    forward_static(m, *g);
+  } catch (...) {
+    try {
+      g->graph->capture_end();
+    } catch (...) {
+    }
+    throw;
+  }
+  g->graph->capture_end();
+  stream.synchronize();
+  return g;
+}
+
+// fill_static writes one decode step's inputs into a graph's tensors: rows
+// in the step attend to their cache and write the next position; the
+// others attend to themselves only and write the scratch position.
+void fill_static(const cb_model *m, DecodeGraph &g, int32_t n_rows, const int32_t *slots, const int64_t *tokens) {
+  const int64_t cap = m->opts.capacity;
+  auto ids = torch::zeros({g.rows, 1}, torch::kInt64), pos = torch::zeros({g.rows, 1}, torch::kInt64);
+  auto pidx = torch::full({g.rows}, cap, torch::kInt64);
+  auto mask = torch::zeros({g.rows, 1, 1, cap + 1}, torch::kBool);
+  auto ids_a = ids.accessor<int64_t, 2>(), pos_a = pos.accessor<int64_t, 2>();
+  auto pidx_a = pidx.accessor<int64_t, 1>();
+  auto mask_a = mask.accessor<bool, 4>();
+  for (int64_t r = 0; r < g.rows; r++) mask_a[r][0][0][cap] = true;
+  for (int32_t i = 0; i < n_rows; i++) {
+    int64_t s = slots[i], n = m->len[s];
+    ids_a[s][0] = tokens[i], pos_a[s][0] = n, pidx_a[s] = n;
+    for (int64_t j = 0; j < n; j++) mask_a[s][0][0][j] = true;
+  }
+  g.ids.copy_(ids), g.pos.copy_(pos), g.pos_idx.copy_(pidx), g.mask.copy_(mask);
+}
+
+// copy_rows copies rows (by slot) of a [rows, width] device tensor to out.
+template <typename T>
+void copy_rows(const torch::Tensor &t, const std::vector<int64_t> &rows, T *out) {
+  auto host = t.to(torch::kCPU).contiguous();
+  const int64_t width = host.size(1);
+  const T *src = host.data_ptr<T>();
+  for (size_t i = 0; i < rows.size(); i++) std::memcpy(out + i * width, src + rows[i] * width, width * sizeof(T));
+}
+
+// graph_step runs a decode step (one token per row) by replaying a captured
+// graph for the smallest power-of-two block of slots that holds the rows. It
+// returns false, to use the interpreter instead, for prefill steps, on a CPU,
+// or after a capture failed.
+bool graph_step(cb_model *m, int32_t n_rows, const int32_t *slots, const int32_t *n_tokens, const int64_t *tokens,
+                int32_t k, float *top_logits, int32_t *top_ids, float *lse) {
+  if (!graphs_wanted(m)) return false;
+  int64_t need = 0;
+  for (int32_t i = 0; i < n_rows; i++) {
+    if (n_tokens[i] != 1) return false;
+    need = std::max<int64_t>(need, slots[i] + 1);
+  }
+  check_step(m, n_rows, slots, n_tokens, tokens);
+  int64_t rows = 1;
+  while (rows < need) rows <<= 1;
+  rows = std::min<int64_t>(rows, m->opts.slots);
+  int64_t kk = (k > 0 && k < m->opts.vocab_size) ? k : 0;
+  c10::DeviceGuard on_device(m->device);
+  auto &g = m->graphs[{rows, kk}];
+  if (!g) {
+    try {
+      g = capture(m, rows, kk);
+    } catch (const std::exception &e) {
+      m->graphs.erase({rows, kk});
+      m->graphs_off = true;
+      std::fprintf(stderr, "cbridge: CUDA graph capture failed, decoding without graphs: %s\n", e.what());
+      return false;
+    }
+  }
+  fill_static(m, *g, n_rows, slots, tokens);
+  g->graph->replay();
+  std::vector<int64_t> rows_of(slots, slots + n_rows);
+  if (kk > 0) {
+    copy_rows<float>(g->top_vals, rows_of, top_logits);
+    copy_rows<int32_t>(g->top_ids, rows_of, top_ids);
+  } else {
+    copy_rows<float>(g->logits, rows_of, top_logits);
+  }
+  if (lse != nullptr) copy_rows<float>(g->lse.unsqueeze(1), rows_of, lse);
+  for (int32_t i = 0; i < n_rows; i++) m->len[slots[i]] += 1;
+  m->last_logits = g->logits;
+  m->last_rows = rows_of;
+  return true;
+}
+#endif
 
 }  // namespace
 
@@ -289,7 +461,7 @@ char *cb_model_load(const char *path, const cb_model_options *opts, cb_model **o
     if (dtype && model_dtype(m->module) != *dtype) m->module.to(*dtype);
     m->dtype = model_dtype(m->module);
     const auto &o = m->opts;
-    m->pool = torch::zeros({o.n_layer, 2, o.slots, o.n_head, o.capacity, o.head_dim},
+    m->pool = torch::zeros({o.n_layer, 2, o.slots, o.n_head, o.capacity + 1, o.head_dim},
                            torch::TensorOptions().dtype(m->dtype).device(m->device));
     m->len.assign(o.slots, 0);
   });
@@ -315,6 +487,9 @@ char *cb_model_step(cb_model *m, int32_t n_rows, const int32_t *slots, const int
   return guarded("step", [&] {
     check(m != nullptr, "model is closed");
     check(n_rows > 0, "a step needs at least one row");
+#ifdef CBRIDGE_CUDA
+    if (graph_step(m, n_rows, slots, n_tokens, tokens, k, top_logits, top_ids, lse)) return;
+#endif
     StepInputs in = build_inputs(m, n_rows, slots, n_tokens, tokens);
     auto past = past_view(m, in, slots);
     auto result = m->module.forward({in.ids, in.positions, in.mask, past, in.last}).toTuple();
@@ -322,6 +497,7 @@ char *cb_model_step(cb_model *m, int32_t n_rows, const int32_t *slots, const int
     store_present(m, in, result->elements()[1].toTensor());
     for (int32_t i = 0; i < n_rows; i++) m->len[slots[i]] += n_tokens[i];
     m->last_logits = logits;
+    m->last_rows.clear();
     copy_out(m, logits, k, top_logits, top_ids, lse);
   });
 }
@@ -330,9 +506,12 @@ char *cb_model_logits(cb_model *m, int32_t n, const int32_t *rows, float *out) {
   return guarded("logits", [&] {
     check(m != nullptr, "model is closed");
     check(m->last_logits.defined(), "no step has run yet");
-    int64_t have = m->last_logits.size(0);
+    int64_t have = m->last_rows.empty() ? m->last_logits.size(0) : static_cast<int64_t>(m->last_rows.size());
     std::vector<int64_t> idx(rows, rows + n);
-    for (auto r : idx) check(r >= 0 && r < have, "row " + std::to_string(r) + " not in the last step");
+    for (auto &r : idx) {
+      check(r >= 0 && r < have, "row " + std::to_string(r) + " not in the last step");
+      if (!m->last_rows.empty()) r = m->last_rows[r];
+    }
     auto sel = m->last_logits.index_select(0, long_tensor(idx, m->device)).to(torch::kCPU).contiguous();
     std::memcpy(out, sel.data_ptr<float>(), sel.numel() * sizeof(float));
   });

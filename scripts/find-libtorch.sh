@@ -8,13 +8,27 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-python3}
 
 emit() { # kind include-dir lib-dir abi
-  local kind=$1 inc=$2 lib=$3 abi=$4 libs="-ltorch -ltorch_cpu -lc10"
-  [ -e "$lib/libtorch_cuda.so" ] && libs="$libs -ltorch_cuda -lc10_cuda"
+  local kind=$1 inc=$2 lib=$3 abi=$4 libs="-ltorch -ltorch_cpu -lc10" defs=""
+  if [ -e "$lib/libtorch_cuda.so" ]; then
+    libs="$libs -ltorch_cuda -lc10_cuda"
+    defs="-DCBRIDGE_CUDA $(cuda_includes "$lib")"
+  fi
   echo "TORCH_KIND := $kind"
   echo "TORCH_INC := -I$inc -I$inc/torch/csrc/api/include"
   echo "TORCH_LIBDIR := $lib"
   echo "TORCH_LIBS := $libs"
   echo "TORCH_ABI := $abi"
+  echo "TORCH_DEFS := $defs"
+}
+
+# cuda_includes finds the CUDA runtime headers that CUDA graph capture needs:
+# the toolkit's (nvcc's), or those pip's nvidia-* packages install beside torch.
+cuda_includes() {
+  local dirs=() d
+  if command -v nvcc >/dev/null; then dirs+=("$(dirname "$(dirname "$(command -v nvcc)")")/include"); fi
+  dirs+=(/usr/local/cuda/include)
+  for d in "$1"/../../nvidia/*/include "$1"/../../nvidia/*/*/include; do dirs+=("$d"); done
+  for d in "${dirs[@]}"; do [ -e "$d/cuda_runtime_api.h" ] && printf -- '-I%s ' "$d"; done
 }
 
 # abi_of reports whether a libtorch was built with the C++11 string ABI,

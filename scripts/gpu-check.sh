@@ -12,10 +12,18 @@ nproc
 step() { echo "== $* ($(date +%T))"; }
 
 step build bridge
-abi=$(python3 -c 'import torch;print(int(torch.compiled_with_cxx11_abi()))')
-time g++ -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=$abi cbridge/cbridge.cpp -I$T/include \
-  -I$T/include/torch/csrc/api/include -L$T/lib -Wl,--no-as-needed -ltorch -ltorch_cuda -ltorch_cpu -lc10 -lc10_cuda \
-  -Wl,--as-needed -ldl -Wl,-rpath,$T/lib -o bin/libcbridge.so || exit 1
+# With CUDA graphs (TORCH_DEFS=-DCBRIDGE_CUDA, from find-libtorch.sh), and
+# without them if that does not compile.
+PYTHON=python3 scripts/find-libtorch.sh > "$OUT/torch.mk"; cat "$OUT/torch.mk"
+eval "$(sed -E 's/^([A-Z_]+) := (.*)$/\1="\2"/' "$OUT/torch.mk")"
+build_bridge() {
+  g++ -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=$TORCH_ABI "$@" cbridge/cbridge.cpp $TORCH_INC \
+    -L$TORCH_LIBDIR -Wl,--no-as-needed $TORCH_LIBS -Wl,--as-needed -ldl -Wl,-rpath,$TORCH_LIBDIR -o bin/libcbridge.so
+}
+if ! time build_bridge $TORCH_DEFS 2> "$OUT/bridge-build.log"; then
+  tail -20 "$OUT/bridge-build.log"; echo "BRIDGE WITH CUDA GRAPHS DID NOT BUILD; building without"
+  build_bridge || exit 1
+fi
 export DIALOGBOT_CBRIDGE=$PWD/bin/libcbridge.so LD_LIBRARY_PATH=$T/lib
 
 step parity tests on cuda
@@ -30,15 +38,17 @@ cat "$OUT/chat-cuda.txt"; tail -3 "$OUT/chat-cuda.err"
 step export random gpt2-small shape
 timeout 120 python3 model/python/export.py --random-shape gpt2-small --tokenizer $g/testmodels/nano-ru/tokenizer.json --out /tmp/g2s | tail -2
 
-step bench ours cuda fp32
-timeout 120 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,8,64,256 --json "$OUT/bench-cuda-fp32.json" 2>&1 | tail -6
-step bench ours cuda bf16
-timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --dtype bfloat16 --concurrency 1,64,256 --json "$OUT/bench-cuda-bf16.json" 2>&1 | tail -4
-step bench ours cuda fp32, TorchScript optimiser on
-DIALOGBOT_JIT_OPTIMIZE=1 timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,256 --json "$OUT/bench-cuda-jitopt.json" 2>&1 | tail -3
+step bench ours cuda fp32, CUDA graphs on
+timeout 120 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,8,64,256 --json "$OUT/bench-cuda-fp32.json" 2>&1 | tail -5
+step bench ours cuda fp32, CUDA graphs off
+DIALOGBOT_CUDA_GRAPHS=0 timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,256 --json "$OUT/bench-cuda-fp32-nographs.json" 2>&1 | tail -2
+step bench ours cuda bf16, CUDA graphs on
+timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --dtype bfloat16 --concurrency 1,256 --json "$OUT/bench-cuda-bf16.json" 2>&1 | tail -2
+if [ -n "${SKIP_CPU:-}" ]; then step done; exit 0; fi
 step bench ours cpu 2 threads fp32 and bf16
 timeout 60 bin/dialogbot bench --model /tmp/g2s --device cpu --threads 2 --concurrency 1 --requests 3 --warmup 1 --json "$OUT/bench-cpu2.json" 2>&1 | tail -2
 timeout 60 bin/dialogbot bench --model /tmp/g2s --device cpu --threads 2 --dtype bfloat16 --concurrency 1 --requests 3 --warmup 1 --json "$OUT/bench-cpu2-bf16.json" 2>&1 | tail -1
+if [ -n "${SKIP_HF:-}" ]; then step done; exit 0; fi
 
 step transformers baseline, same machine
 timeout 150 python3 $g/hf_generate_baseline.py --device cuda --batch 1,8,64,256 --modes greedy --runs 3 | tee "$OUT/hf-cuda.jsonl"
