@@ -25,8 +25,12 @@ func utf16Len(s string) int {
 func splitMessage(text string, limit int) []string {
 	var parts []string
 	rest := strings.TrimSpace(text)
-	for utf16Len(rest) > limit {
-		cut := cutPoint(rest, fitPrefix(rest, limit))
+	for {
+		fit := fitPrefix(rest, limit)
+		if fit == len(rest) {
+			break
+		}
+		cut := cutPoint(rest, fit)
 		if part := strings.TrimSpace(rest[:cut]); part != "" {
 			parts = append(parts, part)
 		}

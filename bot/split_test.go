@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestSplitMessage(t *testing.T) {
@@ -62,4 +63,28 @@ func TestUTF16Len(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzSplitMessage: every part fits the limit (or is one character too wide
+// to split), is valid UTF-8, and the parts keep every non-space character in
+// order.
+func FuzzSplitMessage(f *testing.F) {
+	f.Add("aaa bbb\n\nccc ddd", 12)
+	f.Add("привет мир 😀😀😀", 4)
+	f.Add(strings.Repeat("слово ", 1000), 4096)
+	f.Fuzz(func(t *testing.T, text string, limit int) {
+		if limit < 2 || limit > 5000 || !utf8.ValidString(text) {
+			t.Skip()
+		}
+		parts := splitMessage(text, limit)
+		for _, p := range parts {
+			if utf16Len(p) > limit || !utf8.ValidString(p) || p == "" {
+				t.Fatalf("part %q: %d UTF-16 units, limit %d", p, utf16Len(p), limit)
+			}
+		}
+		squash := func(s string) string { return strings.Join(strings.Fields(s), "") }
+		if squash(strings.Join(parts, " ")) != squash(text) {
+			t.Fatalf("parts %q lose text of %q", parts, text)
+		}
+	})
 }
