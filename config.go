@@ -111,7 +111,7 @@ func DefaultConfig() Config {
 		Generation: GenerationConfig{
 			MaxTurns: 6, MaxNewTokens: 40, MinNewTokens: 1, Temperature: 1.2, TopK: 10, TopP: 0.95,
 			RepetitionPenalty: 1.2, NoRepeatNgramSize: 2, Candidates: 3, Seed: 0,
-			FallbackReply: "...", Timeout: 30 * time.Second,
+			FallbackReply: "Хм, даже не знаю, что ответить.", Timeout: 30 * time.Second,
 		},
 		Storage: StorageConfig{Path: "dialogbot.db"},
 		Bot: BotConfig{

@@ -85,15 +85,21 @@ func (g *Generator) generate(ctx context.Context, prompt []int) (Reply, error) {
 	if err != nil {
 		return Reply{}, err
 	}
+	return pickReply(g.codec, out), nil
+}
+
+// pickReply keeps the candidate with the best mean log-probability among
+// those that decode to some text (an empty Reply when none does).
+func pickReply(codec TextCodec, out []Completion) Reply {
 	best := Reply{}
 	bestScore := 0.0
 	for _, c := range out {
-		text := g.codec.DecodeReply(c.IDs)
+		text := codec.DecodeReply(c.IDs)
 		if text != "" && (best.Text == "" || c.MeanLogProb > bestScore) {
 			best, bestScore = Reply{Text: text, Tokens: len(c.IDs)}, c.MeanLogProb
 		}
 	}
-	return best, nil
+	return best
 }
 
 func (g *Generator) nextSeed() uint64 {

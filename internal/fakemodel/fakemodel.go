@@ -21,6 +21,9 @@ type Model struct {
 	VocabSize, SlotCount, Cap int
 	// FailStep, when set, makes Step fail when it returns true.
 	FailStep func(in model.StepInput) bool
+	// Shape, when set, edits every row of logits before it is returned (a
+	// test can make one token win).
+	Shape func(logits []float32)
 	// Delay makes each step take this long, as a real model's would, so
 	// concurrent requests overlap.
 	Delay time.Duration
@@ -78,6 +81,9 @@ func (m *Model) row(slot int) []float32 {
 	logits := make([]float32, m.VocabSize)
 	for t := range logits {
 		logits[t] = Logit(t, int(c[len(c)-1]), len(c), m.VocabSize)
+	}
+	if m.Shape != nil {
+		m.Shape(logits)
 	}
 	return logits
 }
