@@ -68,7 +68,7 @@ func (e benchEnv) fill(r benchRow, cfg benchConfig, lm *loadedModel) benchRow {
 func (e benchEnv) fillCommon(r benchRow, cfg benchConfig) benchRow {
 	r.Model, r.Threads = cfg.Model, cfg.Threads
 	if r.Threads <= 0 {
-		r.Threads = runtime.NumCPU() // what setThreads gives libtorch
+		r.Threads = runtime.NumCPU() // what openModel gives libtorch
 	}
 	r.PromptTokens, r.NewTokens = cfg.PromptTokens, cfg.NewTokens
 	r.BLAS, r.Host, r.Date = e.blas, e.host, e.date

@@ -44,6 +44,9 @@ func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv,
 		return nil, err
 	}
 	defer lm.Close()
+	if info, err := lm.Module.RuntimeInfo(); err == nil {
+		fmt.Fprintf(s.err, "libtorch on %s: %s\n", lm.Module.Device(), info)
+	}
 	eng := lm.Engine
 	if need := cfg.PromptTokens + cfg.NewTokens; lm.Module.Capacity() < need {
 		return nil, fmt.Errorf("%w: --prompt-tokens + --new-tokens = %d, but the model's context is %d", errUsage, need, lm.Module.Capacity())

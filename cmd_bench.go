@@ -45,14 +45,12 @@ func runBench(ctx context.Context, args []string, s stdio) error {
 			return err
 		}
 	}
-	if err := setThreads(cfg.Threads); err != nil {
-		return err
-	}
+	// For the BLAS in use; the thread count is printed per device, from the
+	// model's own thread, once it is loaded.
 	info, err := torch.RuntimeInfo()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(s.err, "libtorch: %s\n", info)
 	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	env := benchEnv{blas: blasOf(info), host: hostName(), date: time.Now().UTC().Format(time.RFC3339)}
 	rows, err := benchAll(ctx, cfg, env, s, log)

@@ -18,7 +18,8 @@ func init() {
 	register("dataset", "turn a Telegram export or a dialogue CSV into tokenized training examples", runDataset)
 }
 
-// defaultContext is nano-ru's n_positions, used when no model metadata says otherwise.
+// defaultContext is serving's default model.max_context (DefaultConfig):
+// training examples are cut to the context the bot will give the model.
 const defaultContext = 512
 
 type datasetFlags struct {
@@ -49,7 +50,7 @@ func parseDatasetFlags(args []string, s stdio) (datasetFlags, error) {
 	fs.BoolVar(&f.anonymize, "anonymize", false, "replace phone numbers, e-mails and links with placeholders")
 	fs.BoolVar(&f.forwarded, "forwarded", false, "keep forwarded messages")
 	fs.IntVar(&f.maxTurns, "max-turns", 6, "turns in a prompt, as in serving")
-	fs.IntVar(&f.context, "context", 0, "model context length in tokens (default: the model's, else 512)")
+	fs.IntVar(&f.context, "context", 0, "context length in tokens, as serving's model.max_context (default: 512, or the model's if smaller)")
 	fs.IntVar(&f.maxNew, "max-new-tokens", 40, "tokens kept free for the reply when cutting the prompt, as in serving")
 	fs.Float64Var(&f.validFraction, "valid-fraction", 0.1, "fraction of the dialogues, the latest, for validation")
 	fs.IntVar(&f.preview, "preview", 20, "examples written to preview.jsonl")
@@ -120,7 +121,9 @@ func (f datasetFlags) config() (dataset.Config, error) {
 			format = m.PromptFormat
 		}
 		if context == 0 {
-			context = m.NPositions
+			// What serving uses by default (model.max_context), so examples
+			// are cut exactly as the bot cuts its prompts.
+			context = min(m.NPositions, defaultContext)
 		}
 	}
 	if context == 0 {

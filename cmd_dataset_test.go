@@ -136,3 +136,23 @@ func readJSONFile(tb testing.TB, path string, v any) {
 		tb.Fatal(err)
 	}
 }
+
+// TestDatasetContextMatchesServing: with a model's metadata the examples are
+// cut to serving's default context, not to the model's larger n_positions.
+func TestDatasetContextMatchesServing(t *testing.T) {
+	if got := DefaultConfig().Model.MaxContext; got != defaultContext {
+		t.Fatalf("serving's default max_context %d, dataset's %d", got, defaultContext)
+	}
+	meta := t.TempDir()
+	b := `{"format_version":1,"architecture":"gpt2","n_layer":1,"n_head":1,"head_dim":1,"vocab_size":16000,"n_positions":2048,"prompt_format":"rudialogpt"}`
+	if err := os.WriteFile(filepath.Join(meta, "dialogbot.json"), []byte(b), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := datasetFlags{modelMeta: meta}.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Limits.Context != defaultContext {
+		t.Errorf("context %d, want serving's %d", cfg.Limits.Context, defaultContext)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
-	"sync"
 
 	"github.com/dialogbot/dialogbot/model"
 	"github.com/dialogbot/dialogbot/torch"
@@ -39,8 +38,6 @@ type loadedModel struct {
 	Engine    *model.Engine
 }
 
-var setThreadsOnce sync.Once
-
 func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 	if o.Dir == "" {
 		return nil, errors.New("no model directory given (model.path or --model)")
@@ -59,9 +56,6 @@ func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := setThreads(o.Threads); err != nil {
-		return nil, err
-	}
 	if o.Device, err = torch.ResolveDevice(o.Device); err != nil {
 		return nil, err
 	}
@@ -73,7 +67,7 @@ func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 		mod.Close()
 		return nil, err
 	}
-	if info, err := torch.RuntimeInfo(); err == nil {
+	if info, err := mod.RuntimeInfo(); err == nil {
 		log.Info("libtorch", "device", mod.Device(), "runtime", info)
 	}
 	var stepper model.Stepper = torchStepper{mod}
@@ -96,16 +90,6 @@ func engineOptions(device string) model.EngineOptions {
 	return model.EngineOptions{PrefillChunk: 8192}
 }
 
-// setThreads configures libtorch's CPU threads once per process.
-func setThreads(n int) error {
-	if n <= 0 {
-		n = runtime.NumCPU()
-	}
-	var err error
-	setThreadsOnce.Do(func() { err = torch.SetThreads(n) })
-	return err
-}
-
 func torchOptions(o modelOptions, meta model.Meta) torch.Options {
 	capacity := o.MaxContext
 	if capacity <= 0 {
@@ -125,6 +109,7 @@ func torchOptions(o modelOptions, meta model.Meta) torch.Options {
 		Shape: torch.Shape{Layers: meta.NLayer, Heads: meta.NHead, HeadDim: meta.HeadDim,
 			Vocab: meta.VocabSize, Positions: meta.NPositions},
 		Device: o.Device, Dtype: dtype, Slots: max(o.Slots, 1), Capacity: min(capacity, meta.NPositions),
+		Threads: threads(o.Threads),
 	}
 }
 
@@ -183,4 +168,12 @@ func warmUp(m *torch.Module, meta model.Meta) error {
 		}
 	}
 	return m.SetLength(0, 0)
+}
+
+// threads is the CPU thread count for libtorch: all cores unless configured.
+func threads(n int) int {
+	if n <= 0 {
+		return runtime.NumCPU()
+	}
+	return n
 }

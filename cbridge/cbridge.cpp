@@ -393,13 +393,6 @@ char *cb_cuda_device_count(int32_t *count) {
   });
 }
 
-char *cb_set_num_threads(int32_t n) {
-  return guarded("set threads", [&] {
-    check(n > 0, "threads must be positive");
-    at::set_num_threads(n);
-  });
-}
-
 char *cb_runtime_info(char *buf, size_t cap) {
   return guarded("runtime info", [&] {
     std::ostringstream s;
@@ -443,6 +436,8 @@ char *cb_model_load(const char *path, const cb_model_options *opts, cb_model **o
     check(opts != nullptr && path != nullptr, "missing path or options");
     m->opts = *opts;
     check_options(m->opts);
+    check(opts->threads >= 0, "threads must not be negative");
+    if (opts->threads > 0) at::set_num_threads(opts->threads);
     m->device = parse_device(opts->device ? opts->device : "cpu");
     // The profiling executor re-specialises the graph for new input shapes,
     // and continuous batching changes the batch size and cache length at

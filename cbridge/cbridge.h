@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define CB_ABI_VERSION 1
+#define CB_ABI_VERSION 2
 
 typedef struct cb_model cb_model;
 
@@ -37,6 +37,10 @@ typedef struct {
   /* the KV cache pool: slots sequences of at most capacity tokens each */
   int32_t slots;
   int32_t capacity;
+  /* intra-op CPU threads (0: leave libtorch's setting). OpenMP keeps the
+   * count per calling thread, so it is set here, on the thread that will
+   * also run the steps: set from another thread it did not reach them. */
+  int32_t threads;
   const char *device; /* "cpu", "cuda" or "cuda:N" */
   const char *dtype;  /* "" (as exported), "float32", "float16", "bfloat16" */
 } cb_model_options;
@@ -48,9 +52,6 @@ void cb_free_error(char *err);
 
 /* cb_cuda_device_count: how many CUDA devices libtorch can use (0 on a CPU build). */
 char *cb_cuda_device_count(int32_t *count);
-
-/* cb_set_num_threads: intra-op threads for CPU work; call once at start. */
-char *cb_set_num_threads(int32_t n);
 
 /* cb_runtime_info: torch version, parallel backend and thread counts, as text
  * in a buffer of cap bytes (always NUL-terminated). */

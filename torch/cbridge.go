@@ -14,7 +14,6 @@ static struct {
 	int32_t (*abi_version)(void);
 	void (*free_error)(char *);
 	char *(*cuda_device_count)(int32_t *);
-	char *(*set_num_threads)(int32_t);
 	char *(*runtime_info)(char *, size_t);
 	char *(*gpu_memory)(int32_t, uint64_t *, uint64_t *);
 	char *(*model_load)(const char *, const cb_model_options *, cb_model **);
@@ -34,7 +33,6 @@ static const char *bridge_open(const char *path) {
 	LOAD(abi_version, "cb_abi_version")
 	LOAD(free_error, "cb_free_error")
 	LOAD(cuda_device_count, "cb_cuda_device_count")
-	LOAD(set_num_threads, "cb_set_num_threads")
 	LOAD(runtime_info, "cb_runtime_info")
 	LOAD(gpu_memory, "cb_gpu_memory")
 	LOAD(model_load, "cb_model_load")
@@ -49,7 +47,6 @@ static const char *bridge_open(const char *path) {
 int32_t b_abi_version(void) { return fns.abi_version(); }
 void b_free_error(char *e) { fns.free_error(e); }
 char *b_cuda_device_count(int32_t *n) { return fns.cuda_device_count(n); }
-char *b_set_num_threads(int32_t n) { return fns.set_num_threads(n); }
 char *b_runtime_info(char *buf, size_t cap) { return fns.runtime_info(buf, cap); }
 char *b_gpu_memory(int32_t d, uint64_t *used, uint64_t *total) { return fns.gpu_memory(d, used, total); }
 char *b_model_load(const char *p, const cb_model_options *o, cb_model **m) { return fns.model_load(p, o, m); }

@@ -33,6 +33,9 @@ type Options struct {
 	Dtype    string // "" (as exported), "float32", "float16", "bfloat16"
 	Slots    int    // sequences whose KV cache is kept at once
 	Capacity int    // tokens per sequence; 0 = the model's context
+	// Threads for libtorch's CPU work (0: libtorch's default). Set on the
+	// module's own thread: OpenMP keeps the count per thread.
+	Threads int
 }
 
 // ErrClosed is returned by calls on a closed Module.
@@ -81,7 +84,7 @@ func (m *Module) load(device string) error {
 	copts := C.cb_model_options{
 		n_layer: C.int32_t(s.Layers), n_head: C.int32_t(s.Heads), head_dim: C.int32_t(s.HeadDim),
 		vocab_size: C.int32_t(s.Vocab), n_positions: C.int32_t(s.Positions),
-		slots: C.int32_t(m.opts.Slots), capacity: C.int32_t(m.opts.Capacity),
+		slots: C.int32_t(m.opts.Slots), capacity: C.int32_t(m.opts.Capacity), threads: C.int32_t(m.opts.Threads),
 		device: dev, dtype: dtype,
 	}
 	if err := status(C.b_model_load(path, &copts, &m.ptr)); err != nil {
@@ -101,6 +104,18 @@ func (m *Module) Slots() int { return m.opts.Slots }
 
 // Capacity is the most tokens one slot holds.
 func (m *Module) Capacity() int { return m.opts.Capacity }
+
+// RuntimeInfo is RuntimeInfo as seen from the module's own thread, whose
+// thread count is the one its steps use.
+func (m *Module) RuntimeInfo() (string, error) {
+	var info string
+	err := m.w.do(func() error {
+		var err error
+		info, err = RuntimeInfo()
+		return err
+	})
+	return info, err
+}
 
 // Close frees the model and its cache. It is safe to call twice.
 func (m *Module) Close() error {

@@ -4,7 +4,6 @@ package torch
 #include <stdlib.h>
 #include <stdint.h>
 char *b_cuda_device_count(int32_t *n);
-char *b_set_num_threads(int32_t n);
 char *b_runtime_info(char *buf, size_t cap);
 char *b_gpu_memory(int32_t d, uint64_t *used, uint64_t *total);
 */
@@ -65,14 +64,6 @@ func ResolveDevice(name string) (string, error) {
 		return "", fmt.Errorf("torch: device %q asked for, but %d CUDA device(s) are available", name, n)
 	}
 	return name, nil
-}
-
-// SetThreads sets libtorch's intra-op CPU threads; call it once at start.
-func SetThreads(n int) error {
-	if err := openBridge(); err != nil {
-		return err
-	}
-	return wrap(status(C.b_set_num_threads(C.int32_t(n))))
 }
 
 // RuntimeInfo describes libtorch (version, parallel backend, threads) and

@@ -21,6 +21,9 @@ import urllib.parse
 import urllib.request
 from typing import Callable, List, Optional
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hftokenizer  # noqa: E402
+
 DEFAULT_ENDPOINT = "https://huggingface.co"
 OPTIONAL_FILES = ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
 CHUNK = 1 << 20
@@ -149,7 +152,14 @@ def fetch(repo: str, out_dir: str, revision: str = "main", endpoint: Optional[st
           log: Callable[[str], None] = print) -> List[str]:
     hub = Hub(repo, revision, endpoint)
     os.makedirs(out_dir, exist_ok=True)
-    return [download(hub, f, out_dir, log) for f in plan(hub)]
+    paths = [download(hub, f, out_dir, log) for f in plan(hub)]
+    tok = os.path.join(out_dir, "tokenizer.json")
+    if not os.path.exists(tok):
+        # Older repos ship vocab.json + merges.txt only; finetune.py and dialogbot read tokenizer.json.
+        hftokenizer.write_tokenizer_json(out_dir, tok)
+        log(f"built {tok} from vocab.json and merges.txt")
+        paths.append(tok)
+    return paths
 
 
 def main(argv: Optional[List[str]] = None) -> int:

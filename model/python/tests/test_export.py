@@ -41,7 +41,7 @@ def test_exported_trace_matches_eager_after_reload(tmp_path, hf_dir, flags, dtyp
     assert any("max abs diff" in line for line in logs)
     eager = gpt2.load_hf(hf_dir)
     if "--quantize" in flags:
-        eager = torch.quantization.quantize_dynamic(eager, {torch.nn.Linear}, dtype=torch.qint8)
+        eager = export.quantize_int8(eager)
         assert meta["quantize"] == "int8" and meta["cpu_only"] is True
     eager = eager.to(dtype)
     loaded = torch.jit.load(str(tmp_path / "model.pt"))
