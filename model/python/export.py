@@ -201,7 +201,7 @@ def quantize_int8(model: gpt2.GPT2) -> nn.Module:
     """Dynamic int8 Linear layers, the output layer included.
 
     The tied output layer is untied first so it is quantized too: kept in fp32 it is the largest read
-    of a decode step (GPT-2-small: 38.6M of 124M parameters; 60 -> 48 ms a token through the bridge
+    of a decode step (GPT-2-small: 38.6M of 124M parameters; 60 -> 45 ms a token through the bridge
     on the 2-core dev VM).
     """
     if model.lm_head is None:
