@@ -2,14 +2,17 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mymmrac/telego"
+	ta "github.com/mymmrac/telego/telegoapi"
 )
 
 func TestDispatcherKeepsOrderAndRetiresIdleWorkers(t *testing.T) {
@@ -103,5 +106,26 @@ func TestRecentIDsForgetsTheOldest(t *testing.T) {
 	}
 	if len(r.seen) != recentUpdates {
 		t.Errorf("%d ids remembered, want %d", len(r.seen), recentUpdates)
+	}
+}
+
+func TestPollHint(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"conflict", &ta.Error{ErrorCode: 409, Description: "Conflict: terminated by other getUpdates request"}, "another process"},
+		{"bad token", &ta.Error{ErrorCode: 401, Description: "Unauthorized"}, "token"},
+		{"server error", &ta.Error{ErrorCode: 502}, ""},
+		{"network", errors.New("connection refused"), ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := pollHint(c.err)
+			if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+				t.Errorf("hint %q, want one containing %q", got, c.want)
+			}
+		})
 	}
 }

@@ -35,7 +35,7 @@ func (b *Bot) poll(ctx, work context.Context, d *dispatcher) error {
 				break
 			}
 			wait := pollRetryDelay(err, backoff)
-			b.log.Error("getting updates failed", "err", err, "retry_in", wait)
+			b.log.Error("getting updates failed", "err", err, "retry_in", wait, "hint", pollHint(err))
 			_ = sleepCtx(ctx, wait)
 			backoff = min(backoff*2, maxBackoff)
 			continue
@@ -108,6 +108,22 @@ func (b *Bot) confirm(ctx context.Context, offset int) {
 	if _, err := b.getUpdates(ctx, offset, 0); err != nil {
 		b.log.Warn("confirming the last updates failed; they may come again after a restart", "err", err)
 	}
+}
+
+// pollHint says what a user can do about the Bot API errors of polling
+// that a retry will not cure.
+func pollHint(err error) string {
+	var apiErr *ta.Error
+	if !errors.As(err, &apiErr) {
+		return ""
+	}
+	switch apiErr.ErrorCode {
+	case http.StatusConflict:
+		return "another process is polling with this token, or a webhook is set: stop the other instance"
+	case http.StatusUnauthorized, http.StatusNotFound:
+		return "the token is wrong or revoked: check TELEGRAM_BOT_TOKEN"
+	}
+	return ""
 }
 
 func pollRetryDelay(err error, backoff time.Duration) time.Duration {
