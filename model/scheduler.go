@@ -17,7 +17,8 @@ type scheduler struct {
 	in       StepInput
 	out      StepOutput
 	rows     []*sequence // the sequence of each row of the last step
-	full     []float32   // full-logits buffer for rows that need them
+	picks    []pick
+	full     []float32 // full-logits buffer for rows that need them
 	fullRows []int32
 }
 
@@ -151,8 +152,7 @@ func (s *scheduler) prefillStep() {
 		}
 		return
 	}
-	var ready []*sequence
-	rowOf := map[*sequence]int{}
+	var ready []pick
 	for row, j := range jobs {
 		j.prefilled += int(s.in.NTokens[row])
 		if j.prefilled < len(j.req.Prompt) {
@@ -163,12 +163,11 @@ func (s *scheduler) prefillStep() {
 			continue
 		}
 		s.prefilling = slices.DeleteFunc(s.prefilling, func(x *job) bool { return x == j })
-		for _, q := range j.seqs {
-			ready = append(ready, q)
-			rowOf[q] = row
+		for _, q := range j.seqs { // every candidate samples from the prompt's row
+			ready = append(ready, pick{q, row})
 		}
 	}
-	s.sampleAll(ready, func(q *sequence) int { return rowOf[q] })
+	s.sampleAll(ready)
 }
 
 // fork copies the prompt's cache from the first candidate to the others.
@@ -198,12 +197,12 @@ func (s *scheduler) decodeStep() {
 		}
 		return
 	}
-	rows := slices.Clone(s.rows)
-	index := make(map[*sequence]int, len(rows))
-	for i, q := range rows {
-		index[q] = i
+	picks := s.picks[:0]
+	for row, q := range s.rows {
+		picks = append(picks, pick{q, row})
 	}
-	s.sampleAll(rows, func(q *sequence) int { return index[q] })
+	s.picks = picks
+	s.sampleAll(picks)
 }
 
 func (s *scheduler) resetStep() {
@@ -234,38 +233,45 @@ func (s *scheduler) step() error {
 	return nil
 }
 
+// pick is a sequence to sample and the row of the last step it samples from.
+type pick struct {
+	q   *sequence
+	row int
+}
+
 // sampleAll picks the next token of each sequence from its row's
 // candidates, fetching full logits once for the rows that need them.
-func (s *scheduler) sampleAll(seqs []*sequence, row func(*sequence) int) {
-	var needFull []*sequence
-	for _, q := range seqs {
-		err := s.sample(q, s.candidates(row(q)))
+func (s *scheduler) sampleAll(picks []pick) {
+	var needFull []pick
+	for _, p := range picks {
+		err := s.sample(p.q, s.candidates(p.row))
 		if errors.Is(err, ErrNeedFullLogits) {
-			needFull = append(needFull, q)
+			needFull = append(needFull, p)
 		} else if err != nil {
-			s.fail(q.job, err)
+			s.fail(p.q.job, err)
 		}
 	}
 	if len(needFull) == 0 {
 		return
 	}
 	s.fullRows = s.fullRows[:0]
-	for _, q := range needFull {
-		s.fullRows = append(s.fullRows, int32(row(q)))
+	for _, p := range needFull {
+		s.fullRows = append(s.fullRows, int32(p.row))
 	}
-	full, err := s.e.model.Logits(s.fullRows, s.full)
+	full, fetchErr := s.e.model.Logits(s.fullRows, s.full)
 	s.full = full
 	vocab := s.e.model.Vocab()
-	for i, q := range needFull {
-		if q.done {
+	for i, p := range needFull {
+		if p.q.done {
 			continue
 		}
+		err := fetchErr // one sequence's error must not fail the others
 		if err == nil {
-			c := Candidates{Logits: full[i*vocab : (i+1)*vocab], Full: true, LogSumExp: s.out.LSE[row(q)]}
-			err = s.sample(q, c)
+			c := Candidates{Logits: full[i*vocab : (i+1)*vocab], Full: true, LogSumExp: s.out.LSE[p.row]}
+			err = s.sample(p.q, c)
 		}
 		if err != nil {
-			s.fail(q.job, err)
+			s.fail(p.q.job, err)
 		}
 	}
 }
