@@ -3,11 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dialogbot/dialogbot/internal/testfile"
 )
 
 // runCLI runs the CLI in-process and returns its exit code and stderr.
@@ -78,7 +79,7 @@ func TestDatasetSharedData(t *testing.T) {
 				TrainExamples int `json:"train_examples"`
 				ValidExamples int `json:"valid_examples"`
 			}
-			readJSONFile(t, filepath.Join(out, "stats.json"), &st)
+			testfile.ReadJSON(t, filepath.Join(out, "stats.json"), &st)
 			if st.Examples < tc.minExamples || st.TrainExamples+st.ValidExamples != st.Examples {
 				t.Errorf("stats %+v, want at least %d examples", st, tc.minExamples)
 			}
@@ -86,7 +87,7 @@ func TestDatasetSharedData(t *testing.T) {
 				VocabSize     int `json:"vocab_size"`
 				ContextLength int `json:"context_length"`
 			}
-			readJSONFile(t, filepath.Join(out, "meta.json"), &meta)
+			testfile.ReadJSON(t, filepath.Join(out, "meta.json"), &meta)
 			if meta.VocabSize != 16000 || meta.ContextLength != 512 {
 				t.Errorf("meta %+v", meta)
 			}
@@ -123,17 +124,6 @@ func TestDatasetFixtures(t *testing.T) {
 				t.Errorf("want one line of error, got %q", stderr)
 			}
 		})
-	}
-}
-
-func readJSONFile(tb testing.TB, path string, v any) {
-	tb.Helper()
-	data, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(data, v)
-	}
-	if err != nil {
-		tb.Fatal(err)
 	}
 }
 

@@ -1,7 +1,6 @@
 package torch_test
 
 import (
-	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/internal/testfile"
 	"github.com/dialogbot/dialogbot/internal/testmodel"
 	"github.com/dialogbot/dialogbot/torch"
 )
@@ -22,7 +22,7 @@ func load(tb testing.TB, dir string, slots int) *torch.Module {
 		VocabSize  int `json:"vocab_size"`
 		NPositions int `json:"n_positions"`
 	}
-	readJSON(tb, filepath.Join(dir, "dialogbot.json"), &meta)
+	testfile.ReadJSON(tb, filepath.Join(dir, "dialogbot.json"), &meta)
 	m, err := torch.Load(torch.Options{
 		Path:   filepath.Join(dir, "model.pt"),
 		Shape:  torch.Shape{Layers: meta.NLayer, Heads: meta.NHead, HeadDim: meta.HeadDim, Vocab: meta.VocabSize, Positions: meta.NPositions},
@@ -33,17 +33,6 @@ func load(tb testing.TB, dir string, slots int) *torch.Module {
 	}
 	tb.Cleanup(func() { m.Close() })
 	return m
-}
-
-func readJSON(tb testing.TB, path string, v any) {
-	tb.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		tb.Fatalf("%s: %v", path, err)
-	}
 }
 
 func toInt64(ids []int) []int64 {
@@ -112,7 +101,7 @@ func TestTinyGPT2MatchesHuggingFace(t *testing.T) {
 	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
 	var g tinyGolden
-	readJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
+	testfile.ReadJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
 	m := load(t, dir, 2)
 	for _, c := range g.Cases {
 		t.Run(c.Text, func(t *testing.T) {
@@ -138,7 +127,7 @@ func TestCachedDecodeMatchesFullForward(t *testing.T) {
 	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
 	var g tinyGolden
-	readJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
+	testfile.ReadJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
 	m := load(t, dir, 1)
 	for _, c := range g.Cases {
 		if err := m.SetLength(0, 0); err != nil {
@@ -170,7 +159,7 @@ func TestBatchRowsMatchAlone(t *testing.T) {
 	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
 	var g tinyGolden
-	readJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
+	testfile.ReadJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
 	m := load(t, dir, 8)
 	slots := []int32{5, 1, 3}
 	in := torch.StepInput{Slots: slots}
@@ -291,7 +280,7 @@ func TestNanoRuGreedyMatchesHuggingFace(t *testing.T) {
 	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "nano-ru")
 	var g nanoGolden
-	readJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "nano-ru", "golden.json"), &g)
+	testfile.ReadJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "nano-ru", "golden.json"), &g)
 	m := load(t, dir, 1)
 	for _, c := range g.Cases {
 		t.Run(strings.TrimSpace(c.GreedyText), func(t *testing.T) {

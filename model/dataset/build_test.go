@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dialogbot/dialogbot/internal/testfile"
 	"github.com/dialogbot/dialogbot/model"
 )
 
@@ -96,12 +97,12 @@ func TestWriteDir(t *testing.T) {
 		}
 	}
 	var got Meta
-	readJSON(t, filepath.Join(dir, "meta.json"), &got)
+	testfile.ReadJSON(t, filepath.Join(dir, "meta.json"), &got)
 	if got.FormatVersion != 1 || got.TrainExamples != len(res.Train) || got.ValidExamples != len(res.Valid) || got.Tokenizer != "tok.json" {
 		t.Errorf("meta %+v", got)
 	}
 	var st map[string]any
-	readJSON(t, filepath.Join(dir, "stats.json"), &st)
+	testfile.ReadJSON(t, filepath.Join(dir, "stats.json"), &st)
 	for _, k := range []string{"messages", "dialogues", "examples", "train_tokens", "valid_tokens", "speakers"} {
 		if _, ok := st[k]; !ok {
 			t.Errorf("stats.json lacks %q", k)
@@ -140,15 +141,4 @@ func readLE[T uint8 | uint32 | uint64](tb testing.TB, path string) []T {
 		tb.Fatal(err)
 	}
 	return out
-}
-
-func readJSON(tb testing.TB, path string, v any) {
-	tb.Helper()
-	data, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(data, v)
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
 }

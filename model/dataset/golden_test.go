@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/internal/testfile"
 	"github.com/dialogbot/dialogbot/model"
 )
 
@@ -60,7 +61,7 @@ func (c goldenCase) modelTurns(tb testing.TB) []model.Turn {
 func loadGolden(tb testing.TB) goldenFile {
 	tb.Helper()
 	var g goldenFile
-	readJSON(tb, goldenPath, &g)
+	testfile.ReadJSON(tb, goldenPath, &g)
 	if len(g.Cases) == 0 {
 		tb.Fatal("no golden cases")
 	}
