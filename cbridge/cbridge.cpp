@@ -2,6 +2,7 @@
 #include "cbridge.h"
 
 #include <dlfcn.h>
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
@@ -396,8 +397,9 @@ char *cb_cuda_device_count(int32_t *count) {
 char *cb_runtime_info(char *buf, size_t cap) {
   return guarded("runtime info", [&] {
     std::ostringstream s;
-    s << "torch " << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << "; intra-op threads " << at::get_num_threads() << "; "
-      << at::get_parallel_info();
+    s << "torch " << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << "; intra-op threads " << at::get_num_threads()
+      // The engine that runs int8 exports (fbgemm/x86 or onednn): their speed differs by far.
+      << "; quantized engine " << c10::toString(at::globalContext().qEngine()) << "; " << at::get_parallel_info();
     std::string text = s.str();
     if (cap == 0) return;
     size_t n = std::min(text.size(), cap - 1);

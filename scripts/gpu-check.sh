@@ -8,8 +8,16 @@ mkdir -p "$OUT"
 g=build/gpu
 T=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
 python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))'
-nproc
+nproc; lscpu | grep -E '^(Model name|Socket|Thread|Core)'
+echo "cpu flags of note: $(grep -o -w -E 'avx512f|avx512_vnni|avx512_bf16|amx_bf16|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 step() { echo "== $* ($(date +%T))"; }
+
+# The benchmark models are made here, with this machine's torch, while the bridge builds and the
+# parity tests run (nothing timed runs before they are done).
+(python3 model/python/export.py --random-shape gpt2-small --tokenizer $g/testmodels/nano-ru/tokenizer.json --out /tmp/g2s &&
+  python3 model/python/export.py --random-shape gpt2-small --quantize int8 --tokenizer $g/testmodels/nano-ru/tokenizer.json \
+    --out /tmp/g2s-int8) > "$OUT/export.log" 2>&1 &
+export_pid=$!
 
 step build bridge
 # With CUDA graphs (TORCH_DEFS=-DCBRIDGE_CUDA, from find-libtorch.sh), and
@@ -35,19 +43,30 @@ timeout 60 bin/dialogbot chat --model $g/testmodels/nano-ru --greedy --device cu
 if diff $g/chat-cpu.txt "$OUT/chat-cuda.txt"; then echo "CHAT PARITY OK"; else echo "CHAT PARITY DIFFERS"; fi
 cat "$OUT/chat-cuda.txt"; tail -3 "$OUT/chat-cuda.err"
 
-step export random gpt2-small shape
-timeout 120 python3 model/python/export.py --random-shape gpt2-small --tokenizer $g/testmodels/nano-ru/tokenizer.json --out /tmp/g2s | tail -2
+step wait for the exports
+timeout 180 tail --pid=$export_pid -f /dev/null; grep -E '^wrote|Error|error' "$OUT/export.log"
 
 step bench ours cuda fp32, CUDA graphs on
 timeout 120 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,8,64,256 --json "$OUT/bench-cuda-fp32.json" 2>&1 | tail -5
-step bench ours cuda fp32, CUDA graphs off
-DIALOGBOT_CUDA_GRAPHS=0 timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,256 --json "$OUT/bench-cuda-fp32-nographs.json" 2>&1 | tail -2
 step bench ours cuda bf16, CUDA graphs on
 timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --dtype bfloat16 --concurrency 1,256 --json "$OUT/bench-cuda-bf16.json" 2>&1 | tail -2
 if [ -n "${SKIP_CPU:-}" ]; then step done; exit 0; fi
-step bench ours cpu 2 threads fp32 and bf16
-timeout 60 bin/dialogbot bench --model /tmp/g2s --device cpu --threads 2 --concurrency 1 --requests 3 --warmup 1 --json "$OUT/bench-cpu2.json" 2>&1 | tail -2
-timeout 60 bin/dialogbot bench --model /tmp/g2s --device cpu --threads 2 --dtype bfloat16 --concurrency 1 --requests 3 --warmup 1 --json "$OUT/bench-cpu2-bf16.json" 2>&1 | tail -1
+step which CPU matvec is fastest here, 2 threads
+timeout 90 python3 scripts/cpu-linear-probe.py 2
+cpu_bench() { # NAME THREADS MODEL [ARGS...]: one chat, 3 replies of 40 tokens
+  local name=$1 threads=$2 model=$3; shift 3
+  timeout 60 bin/dialogbot bench --model "$model" --device cpu --threads "$threads" --concurrency 1 --requests 3 --warmup 1 \
+    --json "$OUT/bench-$name.json" "$@" > "$OUT/bench-$name.txt" 2>&1
+  echo "$name: $(grep -o 'quantized engine [A-Z0-9]*' "$OUT/bench-$name.txt") $(tail -1 "$OUT/bench-$name.txt")"
+}
+step bench ours cpu, 2 threads: fp32, bf16, int8
+cpu_bench cpu2-fp32 2 /tmp/g2s
+cpu_bench cpu2-bf16 2 /tmp/g2s --dtype bfloat16
+cpu_bench cpu2-int8 2 /tmp/g2s-int8
+DIALOGBOT_JIT_OPTIMIZE=1 cpu_bench cpu2-int8-jitopt 2 /tmp/g2s-int8
+step bench ours cpu, 16 threads: int8, bf16
+cpu_bench cpu16-int8 16 /tmp/g2s-int8
+cpu_bench cpu16-bf16 16 /tmp/g2s --dtype bfloat16
 if [ -n "${SKIP_HF:-}" ]; then step done; exit 0; fi
 
 step transformers baseline, same machine

@@ -207,7 +207,7 @@ def quantize_int8(model: gpt2.GPT2) -> nn.Module:
     if model.lm_head is None:
         model.lm_head = nn.Linear(model.config.n_embd, model.config.vocab_size, bias=False)
         model.lm_head.weight = model.transformer.wte.weight
-    return torch.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
 
 
 def build_trace(model: gpt2.GPT2, args, log) -> Tuple[torch.jit.ScriptModule, nn.Module, float]:

@@ -13,7 +13,7 @@ although it was traced on the CPU.
 
 Weights are read from config.json plus model.safetensors (parsed here, no extra packages) or
 pytorch_model.bin. HF stores GPT-2's projections as Conv1D with weight [in, out]; we keep them as
-nn.Linear ([out, in], transposed on load and save) so torch.quantization.quantize_dynamic works.
+nn.Linear ([out, in], transposed on load and save) so torch.ao.quantization.quantize_dynamic works.
 Works on torch 1.13 (Debian) and 2.x.
 """
 
