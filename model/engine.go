@@ -49,6 +49,12 @@ type Request struct {
 	Candidates int    // sequences sampled from the prompt in one batch (default 1)
 	Seed       uint64 // candidate i uses a PCG source seeded with (Seed, i)
 	StopIDs    []int
+	// CacheKey names the conversation the request continues ("" for none).
+	// The engine then keeps the KV cache of each finished sequence parked in
+	// its slot, and the next request with the same key starts from the
+	// longest prefix it shares with one of them instead of running its whole
+	// prompt again. Parked caches give way whenever a request needs a slot.
+	CacheKey string
 	// OnToken, when set, is called from the engine's goroutine after each
 	// new token of candidate 0 (bench uses it for time to first token).
 	OnToken func(generated int)
@@ -79,6 +85,9 @@ var (
 // EngineStats are counters for benchmarks and logs.
 type EngineStats struct {
 	PrefillSteps, DecodeSteps, DecodeRows, Tokens int64
+	// PromptTokens counts prompt tokens asked for; ReusedTokens those of
+	// them found in a parked cache (CacheKey), which no step had to run.
+	PromptTokens, ReusedTokens int64
 }
 
 // Engine runs continuous batching: one goroutine owns the model; requests
@@ -93,6 +102,7 @@ type Engine struct {
 	stopped  chan struct{}
 
 	prefillSteps, decodeSteps, decodeRows, tokens atomic.Int64
+	promptTokens, reusedTokens                    atomic.Int64
 }
 
 // NewEngine starts the engine's loop; Close stops it.
@@ -122,7 +132,8 @@ func (e *Engine) Close() {
 // Stats returns the counters so far.
 func (e *Engine) Stats() EngineStats {
 	return EngineStats{PrefillSteps: e.prefillSteps.Load(), DecodeSteps: e.decodeSteps.Load(),
-		DecodeRows: e.decodeRows.Load(), Tokens: e.tokens.Load()}
+		DecodeRows: e.decodeRows.Load(), Tokens: e.tokens.Load(),
+		PromptTokens: e.promptTokens.Load(), ReusedTokens: e.reusedTokens.Load()}
 }
 
 // Generate runs a request to the end, or until ctx is done.
@@ -194,7 +205,7 @@ type job struct {
 	ctx       context.Context
 	done      chan jobResult
 	seqs      []*sequence
-	prefilled int // prompt tokens already in seqs[0]'s cache
+	prefilled int // prompt tokens already in seqs[0]'s cache (some may come from a parked cache)
 	finished  int
 }
 
@@ -208,6 +219,7 @@ type sequence struct {
 	sampler   *Sampler
 	done      bool
 	stopped   bool
+	ownsSlot  bool // false once the slot is freed or handed to a parked cache
 }
 
 func (s *sequence) last() int { return s.ids[len(s.ids)-1] }

@@ -13,6 +13,8 @@ type scheduler struct {
 	waiting    []*job // FIFO, not yet holding slots
 	prefilling []*job // holding slots, prompt not fully in the cache
 	decoding   []*sequence
+	parked     []*parkedCache // finished sequences' caches kept for their conversation (prefixcache.go)
+	parkOrder  uint64
 
 	in       StepInput
 	out      StepOutput
@@ -93,40 +95,87 @@ func (s *scheduler) dropCancelled() {
 }
 
 // admit gives waiting jobs their slots, in order, while enough are free.
+// A job whose conversation has a parked cache sharing a prefix with its
+// prompt takes that slot and starts its prefill after the shared part.
 func (s *scheduler) admit() {
 	for len(s.waiting) > 0 {
 		j := s.waiting[0]
-		slots := s.takeSlots(j.req.Candidates)
+		reuse, shared := s.bestParked(j)
+		need := j.req.Candidates
+		if reuse != nil {
+			need--
+		}
+		slots := s.takeSlots(need, reuse)
 		if slots == nil {
 			return
 		}
 		s.waiting = s.waiting[1:]
+		s.e.promptTokens.Add(int64(len(j.req.Prompt)))
+		if j.req.CacheKey != "" {
+			if reuse != nil {
+				s.unpark(reuse)
+			}
+			s.dropParked(func(p *parkedCache) bool { return p.key == j.req.CacheKey }) // superseded by this job
+		}
+		if reuse != nil {
+			if err := s.e.model.SetLength(reuse.slot, shared); err != nil {
+				s.free[reuse.slot] = false // its cache is in an unknown state: out of use
+				s.refuse(j, slots, fmt.Errorf("reusing a cached prompt: %w", err))
+				continue
+			}
+			slots = append([]int{reuse.slot}, slots...)
+			j.prefilled = shared
+			s.e.reusedTokens.Add(int64(shared))
+		}
 		for i, slot := range slots {
 			ids := make([]int, len(j.req.Prompt), len(j.req.Prompt)+j.req.Params.MaxNewTokens+1)
 			copy(ids, j.req.Prompt)
-			j.seqs = append(j.seqs, &sequence{job: j, index: i, slot: slot, ids: ids,
+			j.seqs = append(j.seqs, &sequence{job: j, index: i, slot: slot, ids: ids, ownsSlot: true,
 				sampler: NewSampler(j.req.Params, j.rng(i), j.req.StopIDs)})
 		}
 		s.prefilling = append(s.prefilling, j)
 	}
 }
 
+// refuse answers a job that was given slots but cannot start.
+func (s *scheduler) refuse(j *job, slots []int, err error) {
+	for _, slot := range slots {
+		s.freeSlot(slot)
+	}
+	j.finished = -1
+	j.done <- jobResult{err: err}
+}
+
 // takeSlots reserves n free slots, lowest first, so that the active
 // sequences tend to fill slots 0..B-1, which the bridge reads without a copy.
-func (s *scheduler) takeSlots(n int) []int {
-	var slots []int
-	for i, f := range s.free {
+// When too few are free, parked caches give theirs up, oldest first (never
+// keep, the one the job is about to reuse); nil means the job must wait.
+func (s *scheduler) takeSlots(n int, keep *parkedCache) []int {
+	free := 0
+	for _, f := range s.free {
 		if f {
-			slots = append(slots, i)
-			if len(slots) == n {
-				for _, slot := range slots {
-					s.free[slot] = false
-				}
-				return slots
-			}
+			free++
 		}
 	}
-	return nil
+	if free < n {
+		if free+len(s.parked) < n || (keep != nil && free+len(s.parked)-1 < n) {
+			return nil
+		}
+		s.evictParked(n-free, keep)
+	}
+	slots := make([]int, 0, n) // empty, not nil, when a reused slot is all the job needs
+	for i, f := range s.free {
+		if f && len(slots) < n {
+			slots = append(slots, i)
+		}
+	}
+	if len(slots) < n { // a parked slot that could not be reset stays out of use
+		return nil
+	}
+	for _, slot := range slots {
+		s.free[slot] = false
+	}
+	return slots
 }
 
 // prefillStep runs the next chunk of each prefilling prompt, within the
@@ -317,11 +366,16 @@ func (s *scheduler) sample(q *sequence, c Candidates) error {
 	return nil
 }
 
-// retire frees a finished sequence's slot; the job answers when all its
-// candidates are done.
+// retire frees a finished sequence's slot, or parks its cache when the
+// request names a conversation; the job answers when all its candidates
+// are done.
 func (s *scheduler) retire(q *sequence) {
 	q.done = true
-	s.release(q)
+	if q.job.req.CacheKey != "" {
+		s.park(q)
+	} else {
+		s.release(q)
+	}
 	q.job.finished++
 	if q.job.finished < len(q.job.seqs) {
 		return
@@ -333,14 +387,22 @@ func (s *scheduler) retire(q *sequence) {
 	q.job.done <- jobResult{completions: out}
 }
 
+// release takes q out of the decode batch and frees its slot, if q still
+// holds it: a finished candidate's slot may already serve another job.
 func (s *scheduler) release(q *sequence) {
 	s.decoding = slices.DeleteFunc(s.decoding, func(x *sequence) bool { return x == q })
-	if s.free[q.slot] {
+	if !q.ownsSlot {
 		return
 	}
-	// A slot whose cache could not be reset stays out of use rather than
-	// leak one sequence's tokens into the next.
-	s.free[q.slot] = s.e.model.SetLength(q.slot, 0) == nil
+	q.ownsSlot = false
+	s.freeSlot(q.slot)
+}
+
+// freeSlot empties a slot's cache and makes it available. A slot whose
+// cache could not be reset stays out of use rather than leak one
+// sequence's tokens into the next.
+func (s *scheduler) freeSlot(slot int) {
+	s.free[slot] = s.e.model.SetLength(slot, 0) == nil
 }
 
 // fail ends a job with err and frees all its slots.

@@ -126,6 +126,13 @@ func (m *Model) CopySlot(src, dst int) error {
 	return nil
 }
 
+// Tokens is a copy of what slot's cache holds.
+func (m *Model) Tokens(slot int) []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]int64(nil), m.cache[slot]...)
+}
+
 // Used lists the slots holding tokens (all should be free when idle).
 func (m *Model) Used() []int {
 	m.mu.Lock()
