@@ -29,12 +29,15 @@ type benchRow struct {
 	BridgeShare  float64 `json:"bridge_share"` // part of the wall time spent inside model calls
 	PeakRSSMB    float64 `json:"peak_rss_mb"`
 	GPUMemMB     float64 `json:"gpu_mem_mb"`
+	// Part of the prompt tokens found in a conversation's cached prompt (--turns).
+	ReusedShare float64 `json:"reused_prompt_share"`
 
 	Model        string `json:"model"`
 	Dtype        string `json:"dtype"`
 	Threads      int    `json:"threads"`
 	PromptTokens int    `json:"prompt_tokens"`
 	NewTokens    int    `json:"new_tokens"`
+	Turns        int    `json:"turns"` // requests per conversation
 	BLAS         string `json:"blas"`
 	Host         string `json:"host"`
 	Date         string `json:"date"`
@@ -70,7 +73,7 @@ func (e benchEnv) fillCommon(r benchRow, cfg benchConfig) benchRow {
 	if r.Threads <= 0 {
 		r.Threads = runtime.NumCPU() // what openModel gives libtorch
 	}
-	r.PromptTokens, r.NewTokens = cfg.PromptTokens, cfg.NewTokens
+	r.PromptTokens, r.NewTokens, r.Turns = cfg.PromptTokens, cfg.NewTokens, cfg.Turns
 	r.BLAS, r.Host, r.Date = e.blas, e.host, e.date
 	return r
 }
@@ -88,15 +91,15 @@ func skippedRows(cfg benchConfig, dev string, env benchEnv, reason string) []ben
 
 func writeBenchTable(w io.Writer, rows []benchRow) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "device\tchats\trequests\ttokens/s\tp50 ms\tp95 ms\tms/token\tTTFT p50 ms\trows/step\tin bridge\tpeak RSS MiB\tGPU MiB\tbaseline tok/s\tspeedup\t")
+	fmt.Fprintln(tw, "device\tchats\trequests\ttokens/s\tp50 ms\tp95 ms\tms/token\tTTFT p50 ms\treused\trows/step\tin bridge\tpeak RSS MiB\tGPU MiB\tbaseline tok/s\tspeedup\t")
 	for _, r := range rows {
 		if r.Skipped != "" {
 			fmt.Fprintf(tw, "%s\t%d\t  skipped: %s\n", r.Device, r.Concurrency, r.Skipped)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.1f\t%.2f\t%.1f%%\t%.0f\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.1f\t%s\t%.2f\t%.1f%%\t%.0f\t%s\t%s\t%s\t\n",
 			r.Device, r.Concurrency, r.Requests, r.TokensPerS, r.P50ms, r.P95ms, r.MsPerToken, r.TTFTP50ms,
-			r.RowsPerStep, 100*r.BridgeShare, r.PeakRSSMB, orDash(r.GPUMemMB, "%.0f"), orDash(r.BaselineTokensPerS, "%.1f"), orDash(r.Speedup, "%.2fx"))
+			orDash(100*r.ReusedShare, "%.0f%%"), r.RowsPerStep, 100*r.BridgeShare, r.PeakRSSMB, orDash(r.GPUMemMB, "%.0f"), orDash(r.BaselineTokensPerS, "%.1f"), orDash(r.Speedup, "%.2fx"))
 	}
 	return tw.Flush()
 }

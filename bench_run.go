@@ -48,8 +48,8 @@ func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv,
 		fmt.Fprintf(s.err, "libtorch on %s: %s\n", lm.Module.Device(), info)
 	}
 	eng := lm.Engine
-	if need := cfg.PromptTokens + cfg.NewTokens; lm.Module.Capacity() < need {
-		return nil, fmt.Errorf("%w: --prompt-tokens + --new-tokens = %d, but the model's context is %d", errUsage, need, lm.Module.Capacity())
+	if need := cfg.context(); lm.Module.Capacity() < need {
+		return nil, fmt.Errorf("%w: --turns x (--prompt-tokens + --new-tokens) = %d, but the model's context is %d", errUsage, need, lm.Module.Capacity())
 	}
 	var rows []benchRow
 	for _, c := range cfg.Concurrency {
@@ -70,23 +70,28 @@ func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv,
 // would take 19 GB).
 func benchModelOptions(cfg benchConfig, dev string) modelOptions {
 	return modelOptions{Dir: cfg.Model, Device: dev, Dtype: cfg.Dtype, Threads: cfg.Threads,
-		Slots: slices.Max(cfg.Concurrency), MaxContext: cfg.PromptTokens + cfg.NewTokens}
+		Slots: slices.Max(cfg.Concurrency), MaxContext: cfg.context()}
 }
 
 // benchLevel warms up, then measures one concurrency level.
 func benchLevel(ctx context.Context, eng *model.Engine, timed *timedStepper, vocab int, cfg benchConfig, concurrency int) (benchRow, error) {
 	prompts := promptSource{seed: cfg.Seed, vocab: vocab, n: cfg.PromptTokens}
-	mk := func(i int) model.Request { return benchRequest(prompts.prompt(i), cfg.NewTokens) }
+	run := func(total int, part func(int) []int, keys string) ([]reqResult, error) {
+		if cfg.Turns > 1 {
+			return runConversations(ctx, eng, concurrency, total, cfg, part, keys)
+		}
+		return runClients(ctx, eng, concurrency, total, func(i int) model.Request { return benchRequest(part(i), cfg.NewTokens) })
+	}
 	if n := cfg.warmupAt(concurrency); n > 0 {
-		warm := func(i int) model.Request { return mk(-1 - i) } // prompts unlike the measured ones
-		if _, err := runClients(ctx, eng, concurrency, n, warm); err != nil {
+		warm := func(i int) []int { return prompts.prompt(-1 - i) } // prompts unlike the measured ones
+		if _, err := run(n, warm, "warm-up"); err != nil {
 			return benchRow{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	resetPeakRSS()
 	before, bridgeBefore := eng.Stats(), timed.total()
 	start := time.Now()
-	results, err := runClients(ctx, eng, concurrency, cfg.requestsAt(concurrency), mk)
+	results, err := run(cfg.requestsAt(concurrency), prompts.prompt, "measured")
 	wall := time.Since(start)
 	if err != nil {
 		return benchRow{}, err
@@ -97,6 +102,37 @@ func benchLevel(ctx context.Context, eng *model.Engine, timed *timedStepper, voc
 	row := summarizeLevel(results, wall, statsSince(before, eng.Stats()), concurrency, cfg.NewTokens)
 	row.BridgeShare = math.Round(1000*float64(timed.total()-bridgeBefore)/float64(wall)) / 1000
 	return row, nil
+}
+
+// runConversations runs total requests (rounded up to whole conversations)
+// as conversations of cfg.Turns turns. A conversation stays on one client,
+// turn after turn, like a chat waiting for each reply: turn t's prompt is
+// turn t-1's prompt, its reply and the new part(c*turns+t).
+func runConversations(ctx context.Context, eng *model.Engine, clients, total int, cfg benchConfig, part func(int) []int, keys string) ([]reqResult, error) {
+	turns := cfg.Turns
+	convs := (total + turns - 1) / turns
+	results := make([]reqResult, 0, convs*turns)
+	var mu sync.Mutex
+	err := runClientsOver(ctx, clients, convs, func(ctx context.Context, c int) error {
+		var prompt, reply []int
+		for t := range turns {
+			prompt = slices.Concat(prompt, reply, part(c*turns+t))
+			req := benchRequest(prompt, cfg.NewTokens)
+			if !cfg.NoReuse {
+				req.CacheKey = fmt.Sprintf("%s %d", keys, c)
+			}
+			r, err := timeRequest(ctx, eng, req)
+			if err != nil {
+				return fmt.Errorf("conversation %d turn %d: %w", c, t, err)
+			}
+			reply = r.reply
+			mu.Lock()
+			results = append(results, r)
+			mu.Unlock()
+		}
+		return nil
+	})
+	return results, err
 }
 
 // benchRequest is greedy with no stop ids, so every reply has exactly
@@ -129,31 +165,44 @@ func (p promptSource) prompt(i int) []int {
 type reqResult struct {
 	latency, ttft time.Duration
 	tokens        int
+	reply         []int
 }
 
 // runClients runs total requests from `clients` goroutines, each issuing
 // its next request as soon as its last one is answered. The first error
 // stops all clients.
 func runClients(ctx context.Context, eng *model.Engine, clients, total int, mk func(int) model.Request) ([]reqResult, error) {
+	results := make([]reqResult, total)
+	err := runClientsOver(ctx, clients, total, func(ctx context.Context, i int) error {
+		r, err := timeRequest(ctx, eng, mk(i))
+		if err != nil {
+			return fmt.Errorf("request %d: %w", i, err)
+		}
+		results[i] = r
+		return nil
+	})
+	return results, err
+}
+
+// runClientsOver runs work(0..n-1) from `clients` goroutines, each taking
+// the next item when it is done with its last. The first error stops all.
+func runClientsOver(ctx context.Context, clients, n int, work func(context.Context, int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	results := make([]reqResult, total)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(clients, total) {
+	for range min(clients, n) {
 		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < total && ctx.Err() == nil; i = int(next.Add(1)) - 1 {
-				r, err := timeRequest(ctx, eng, mk(i))
-				if err != nil {
-					cancel(fmt.Errorf("request %d: %w", i, err))
+			for i := int(next.Add(1)) - 1; i < n && ctx.Err() == nil; i = int(next.Add(1)) - 1 {
+				if err := work(ctx, i); err != nil {
+					cancel(err)
 					return
 				}
-				results[i] = r
 			}
 		})
 	}
 	wg.Wait()
-	return results, context.Cause(ctx)
+	return context.Cause(ctx)
 }
 
 // timeRequest measures one request; the engine reports its first token
@@ -171,7 +220,7 @@ func timeRequest(ctx context.Context, eng *model.Engine, req model.Request) (req
 	if err != nil {
 		return reqResult{}, err
 	}
-	return reqResult{latency: latency, ttft: time.Duration(first.Load()), tokens: len(out[0].IDs)}, nil
+	return reqResult{latency: latency, ttft: time.Duration(first.Load()), tokens: len(out[0].IDs), reply: out[0].IDs}, nil
 }
 
 // checkLengths catches replies cut short (a cache too small, a stop id),
@@ -191,6 +240,8 @@ func statsSince(before, after model.EngineStats) model.EngineStats {
 		DecodeSteps:  after.DecodeSteps - before.DecodeSteps,
 		DecodeRows:   after.DecodeRows - before.DecodeRows,
 		Tokens:       after.Tokens - before.Tokens,
+		PromptTokens: after.PromptTokens - before.PromptTokens,
+		ReusedTokens: after.ReusedTokens - before.ReusedTokens,
 	}
 }
 

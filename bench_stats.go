@@ -33,6 +33,9 @@ func summarizeLevel(results []reqResult, wall time.Duration, st model.EngineStat
 		WallS:       round2(wall.Seconds()),
 		DecodeSteps: st.DecodeSteps, PrefillSteps: st.PrefillSteps,
 	}
+	if st.PromptTokens > 0 {
+		row.ReusedShare = round2(float64(st.ReusedTokens) / float64(st.PromptTokens))
+	}
 	if st.DecodeSteps > 0 {
 		row.RowsPerStep = round2(float64(st.DecodeRows) / float64(st.DecodeSteps))
 	}

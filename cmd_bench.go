@@ -31,7 +31,13 @@ type benchConfig struct {
 	Seed         uint64
 	JSON         string
 	Baseline     string
+	Turns        int  // requests per conversation (1: independent requests)
+	NoReuse      bool // conversations do not reuse their cached prompts
 }
+
+// context is the most tokens one request's cache must hold: the whole
+// conversation by its last turn.
+func (c benchConfig) context() int { return c.Turns * (c.PromptTokens + c.NewTokens) }
 
 func runBench(ctx context.Context, args []string, s stdio) error {
 	cfg, err := parseBenchFlags(args, s)
@@ -99,6 +105,8 @@ func parseBenchFlags(args []string, s stdio) (benchConfig, error) {
 	fs.IntVar(&cfg.Warmup, "warmup", -1, "unmeasured warm-up requests per concurrency level, run at that concurrency (-1: max(3, concurrency); 0: none)")
 	fs.StringVar(&cfg.Dtype, "dtype", "", "float32, float16 or bfloat16 (default: as exported)")
 	fs.IntVar(&cfg.Threads, "threads", 0, "libtorch CPU threads (0: all cores)")
+	fs.IntVar(&cfg.Turns, "turns", 1, "requests per conversation: each prompt is the last one, its reply and --prompt-tokens new tokens, as a chat's history grows")
+	fs.BoolVar(&cfg.NoReuse, "no-reuse", false, "with --turns: run every prompt whole instead of reusing the conversation's cached one (for comparison)")
 	seed := fs.Uint64("seed", 1, "seed of the random prompts")
 	fs.StringVar(&cfg.JSON, "json", "", "also write the rows as a JSON list to this file")
 	fs.StringVar(&cfg.Baseline, "baseline", "", "JSON lines (or a JSON list) from ../shared/bench/hf_generate_baseline.py to compare with")
@@ -128,6 +136,8 @@ func (c benchConfig) validate() error {
 		return fmt.Errorf("%w: --requests must not be negative, got %d", errUsage, c.Requests)
 	case c.Warmup < -1:
 		return fmt.Errorf("%w: --warmup must be -1 (default), 0 or positive, got %d", errUsage, c.Warmup)
+	case c.Turns < 1:
+		return fmt.Errorf("%w: --turns must be at least 1, got %d", errUsage, c.Turns)
 	case c.Threads < 0:
 		return fmt.Errorf("%w: --threads must not be negative, got %d", errUsage, c.Threads)
 	}

@@ -66,6 +66,38 @@ func TestBenchRowsPerDeviceAndConcurrency(t *testing.T) {
 	}
 }
 
+// TestBenchConversations: with --turns each prompt grows by the last reply
+// and a new part; the cached prompt is reused unless --no-reuse.
+func TestBenchConversations(t *testing.T) {
+	testmodel.RequireBridge(t)
+	dir := testmodel.Export(t, "tiny-gpt2")
+	run := func(extra ...string) benchRow {
+		out := filepath.Join(t.TempDir(), "bench.json")
+		args := append([]string{"bench", "--model", dir, "--device", "cpu", "--concurrency", "2", "--prompt-tokens", "4",
+			"--new-tokens", "3", "--turns", "3", "--requests", "6", "--warmup", "0", "--threads", "1", "--json", out}, extra...)
+		if code, _, stderr := runWithInput(t, "", args...); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		rows := readBenchRows(t, out)
+		if len(rows) != 1 {
+			t.Fatalf("%d rows, want 1", len(rows))
+		}
+		checkMeasured(t, rows[0], 6, 3)
+		if rows[0].Turns != 3 {
+			t.Errorf("turns %d, want 3", rows[0].Turns)
+		}
+		return rows[0]
+	}
+	// 2 conversations of prompts 4, 4+3+4 and 11+3+4 tokens (47 in all): turns 2 and 3
+	// find all but the last reply token cached, 4+3-1 and 11+3-1 tokens (38 in all).
+	if r := run(); r.ReusedShare != round2(2*float64(6+13)/float64(2*(4+11+18))) {
+		t.Errorf("reused share %v, want %v", r.ReusedShare, round2(38.0/66))
+	}
+	if r := run("--no-reuse"); r.ReusedShare != 0 {
+		t.Errorf("--no-reuse reused %v of the prompt tokens", r.ReusedShare)
+	}
+}
+
 func readBenchRows(tb testing.TB, path string) []benchRow {
 	tb.Helper()
 	b, err := os.ReadFile(path)
@@ -131,6 +163,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"zero concurrency", []string{"--model", dir, "--concurrency", "1,0"}, 2, "positive integers"},
 		{"word concurrency", []string{"--model", dir, "--concurrency", "many"}, 2, "positive integers"},
 		{"no new tokens", []string{"--model", dir, "--new-tokens", "0"}, 2, "--new-tokens must be at least 1"},
+		{"no turns", []string{"--model", dir, "--turns", "0"}, 2, "--turns must be at least 1"},
 		{"negative requests", []string{"--model", dir, "--requests", "-1"}, 2, "--requests"},
 		{"bad dtype", []string{"--model", dir, "--dtype", "int4"}, 2, "unknown --dtype"},
 		{"missing baseline", []string{"--model", dir, "--baseline", filepath.Join(t.TempDir(), "no.jsonl")}, 1, "read --baseline"},

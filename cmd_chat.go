@@ -121,7 +121,7 @@ func (c *chatSession) reply(ctx context.Context, text string) (model.Reply, time
 		defer cancel()
 	}
 	start := time.Now()
-	r, err := c.gen.Reply(ctx, turns)
+	r, err := c.gen.Reply(ctx, "terminal", turns) // one conversation: its prompts share their start
 	elapsed := time.Since(start)
 	if err != nil {
 		if errors.Is(err, model.ErrPromptTooLong) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/dialogbot/dialogbot/bot"
@@ -47,7 +48,7 @@ func (r *modelReplier) Reply(ctx context.Context, chatID int64, turns []model.Tu
 		defer cancel()
 	}
 	start := time.Now()
-	rep, err := r.gen.Reply(ctx, turns)
+	rep, err := r.gen.Reply(ctx, strconv.FormatInt(chatID, 10), turns)
 	if err != nil {
 		return "", err
 	}

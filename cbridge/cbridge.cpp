@@ -146,7 +146,8 @@ struct StepInputs {
   torch::Tensor ids, positions, mask, last;
   int64_t rows = 0, width = 0, past = 0;
   std::vector<int64_t> row_of, t_of, slot_of, pos_of;  // one entry per real new token
-  bool contiguous = true;                              // slots are 0..rows-1 in order
+  bool contiguous = true;                              // slots are first..first+rows-1 in order
+  int64_t first = 0;
 };
 
 // check_step validates a step's rows and tokens before anything runs.
@@ -175,10 +176,11 @@ StepInputs build_inputs(const cb_model *m, int32_t n_rows, const int32_t *slots,
   check_step(m, n_rows, slots, n_tokens, tokens);
   StepInputs in;
   in.rows = n_rows;
+  in.first = n_rows > 0 ? slots[0] : 0;
   for (int32_t i = 0; i < n_rows; i++) {
     in.width = std::max<int64_t>(in.width, n_tokens[i]);
     in.past = std::max<int64_t>(in.past, m->len[slots[i]]);
-    in.contiguous = in.contiguous && slots[i] == i;
+    in.contiguous = in.contiguous && slots[i] == in.first + i;
   }
   auto ids = torch::zeros({in.rows, in.width}, torch::kInt64);
   auto pos = torch::zeros({in.rows, in.width}, torch::kInt64);
@@ -214,11 +216,12 @@ torch::Tensor long_tensor(const std::vector<int64_t> &v, torch::Device device) {
   return torch::tensor(v, torch::kInt64).to(device);
 }
 
-// past_view is the cache the rows attend to: a view when the rows are the
-// first slots in order (no copy), else a gather of their slots.
+// past_view is the cache the rows attend to: a view when the rows are
+// consecutive slots in order (no copy), else a gather of their slots. Parked
+// caches (a conversation's last prompt) often sit below the active rows.
 torch::Tensor past_view(const cb_model *m, const StepInputs &in, const int32_t *slots) {
   auto past = m->pool.narrow(4, 0, in.past);
-  if (in.contiguous) return past.narrow(2, 0, in.rows);
+  if (in.contiguous) return past.narrow(2, in.first, in.rows);
   std::vector<int64_t> idx(slots, slots + in.rows);
   return past.index_select(2, long_tensor(idx, m->device));
 }

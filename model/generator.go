@@ -63,14 +63,15 @@ func NewGenerator(e *Engine, codec TextCodec, o GeneratorOptions) (*Generator, e
 // Reply generates the bot's next turn after turns (the newest is the user's).
 // A reply that decodes to nothing is retried once with another seed, then
 // replaced by the fallback phrase. ErrPromptTooLong means the newest turn
-// alone does not fit.
-func (g *Generator) Reply(ctx context.Context, turns []Turn) (Reply, error) {
+// alone does not fit. conversation names the chat the turns come from, so
+// the engine can reuse the cache of its last prompt ("": no reuse).
+func (g *Generator) Reply(ctx context.Context, conversation string, turns []Turn) (Reply, error) {
 	prompt, err := BuildPrompt(g.codec, g.opts.Format, turns, g.opts.Limits)
 	if err != nil {
 		return Reply{}, err
 	}
 	for try := 0; try < 2; try++ {
-		r, err := g.generate(ctx, prompt)
+		r, err := g.generate(ctx, conversation, prompt)
 		if err != nil || r.Text != "" {
 			return r, err
 		}
@@ -78,9 +79,10 @@ func (g *Generator) Reply(ctx context.Context, turns []Turn) (Reply, error) {
 	return Reply{Text: g.opts.Fallback, Fallback: true}, nil
 }
 
-func (g *Generator) generate(ctx context.Context, prompt []int) (Reply, error) {
+func (g *Generator) generate(ctx context.Context, conversation string, prompt []int) (Reply, error) {
 	out, err := g.engine.Generate(ctx, Request{
 		Prompt: prompt, Params: g.opts.Params, Candidates: g.opts.Candidates, Seed: g.nextSeed(), StopIDs: g.stops,
+		CacheKey: conversation,
 	})
 	if err != nil {
 		return Reply{}, err

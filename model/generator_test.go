@@ -62,7 +62,7 @@ func TestGeneratorRepliesWithTheModelsTokens(t *testing.T) {
 	fm := fakemodel.New(26, 4, 64)
 	g := newGenerator(t, fm, "hm")
 	turns := []model.Turn{{Speaker: model.User, Text: "hello"}}
-	r, err := g.Reply(context.Background(), turns)
+	r, err := g.Reply(context.Background(), "", turns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestGeneratorFallsBackAfterTwoEmptyReplies(t *testing.T) {
 	fm := fakemodel.New(26, 4, 64)
 	fm.Shape = func(logits []float32) { logits[1] = 100 } // @@ПЕРВЫЙ@@ always wins
 	steps := fm.Steps
-	r, err := newGenerator(t, fm, "hm").Reply(context.Background(), []model.Turn{{Speaker: model.User, Text: "hello"}})
+	r, err := newGenerator(t, fm, "hm").Reply(context.Background(), "", []model.Turn{{Speaker: model.User, Text: "hello"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestGeneratorFallsBackAfterTwoEmptyReplies(t *testing.T) {
 
 func TestGeneratorRefusesAPromptTooLong(t *testing.T) {
 	g := newGenerator(t, fakemodel.New(26, 4, 64), "hm")
-	_, err := g.Reply(context.Background(), []model.Turn{{Speaker: model.User, Text: strings.Repeat("x", 100)}})
+	_, err := g.Reply(context.Background(), "", []model.Turn{{Speaker: model.User, Text: strings.Repeat("x", 100)}})
 	if !errors.Is(err, model.ErrPromptTooLong) {
 		t.Errorf("err %v, want ErrPromptTooLong", err)
 	}

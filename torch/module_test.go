@@ -2,6 +2,7 @@ package torch_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -161,7 +162,20 @@ func TestBatchRowsMatchAlone(t *testing.T) {
 	var g tinyGolden
 	testfile.ReadJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
 	m := load(t, dir, 8)
-	slots := []int32{5, 1, 3}
+	// Scattered slots are gathered; consecutive ones (not from 0) are read in place.
+	for _, slots := range [][]int32{{5, 1, 3}, {2, 3, 4}} {
+		t.Run(fmt.Sprint(slots), func(t *testing.T) {
+			for s := range m.Slots() {
+				if err := m.SetLength(s, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			batchRowsMatchAlone(t, m, g, slots)
+		})
+	}
+}
+
+func batchRowsMatchAlone(t *testing.T, m *torch.Module, g tinyGolden, slots []int32) {
 	in := torch.StepInput{Slots: slots}
 	for _, c := range g.Cases {
 		in.NTokens = append(in.NTokens, int32(len(c.IDs)))
