@@ -50,6 +50,11 @@ step bench ours cuda fp32, CUDA graphs on
 timeout 120 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 1,8,64,256 --json "$OUT/bench-cuda-fp32.json" 2>&1 | tail -5
 step bench ours cuda bf16, CUDA graphs on
 timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --dtype bfloat16 --concurrency 1,256 --json "$OUT/bench-cuda-bf16.json" 2>&1 | tail -2
+step bench ours cuda, 6-turn conversations, reusing the cached prompt and not
+for reuse in "" --no-reuse; do
+  timeout 60 bin/dialogbot bench --model /tmp/g2s --device cuda --concurrency 8 --turns 6 --prompt-tokens 24 --new-tokens 16 \
+    --requests 96 --warmup 48 $reuse --json "$OUT/bench-cuda-turns${reuse}.json" 2>&1 | tail -1 | sed "s/^/reuse${reuse:-on} /"
+done
 if [ -n "${SKIP_CPU:-}" ]; then step done; exit 0; fi
 step which CPU matvec is fastest here, 2 threads
 timeout 90 python3 scripts/cpu-linear-probe.py 2
