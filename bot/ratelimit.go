@@ -2,44 +2,59 @@ package bot
 
 import (
 	"context"
+	"math"
+	"slices"
 	"sync"
 	"time"
 )
 
-// bucket is a token bucket that hands out reservations: taking a token may
-// drive it negative, and the caller waits until its token would have been
-// there. Burst is one token, so no window ever holds more than rate*window+1
-// messages: Telegram's limits are hard, not averages.
-type bucket struct {
-	rate   float64 // tokens per second
-	tokens float64
-	last   time.Time
+// Telegram's limits are on when messages are sent, so the limiter hands
+// out send times, not tokens: a message's time is final (the caller sleeps
+// until then), and every limit counts it at that time. A token taken when a
+// message is queued but spent a second later, when its chat's own limit lets
+// it go, let other chats crowd the second it really went out in (38
+// messages in one second were possible under the 30/s limit that way).
+
+// pacer spaces one chat's (or group's) messages at least gap apart, in the
+// order they were queued.
+type pacer struct {
+	gap  time.Duration
+	next time.Time // the earliest time the next message may go
 }
 
-func newBucket(rate float64, now time.Time) *bucket {
-	return &bucket{rate: rate, tokens: 1, last: now}
+// spacing keeps the global sends at least gap apart. A message whose chat
+// makes it wait takes the first free gap from then on, and others may go
+// before it in the meantime: one busy chat does not hold up the rest.
+type spacing struct {
+	gap   time.Duration
+	times []time.Time // scheduled sends, sorted; those a gap in the past are dropped
 }
 
-// reserve takes a token and says how long to wait before using it.
-func (b *bucket) reserve(now time.Time) time.Duration {
-	if elapsed := now.Sub(b.last).Seconds(); elapsed > 0 {
-		b.tokens = min(1, b.tokens+elapsed*b.rate)
-		b.last = now
+// schedule books the earliest send time at or after earliest that is at
+// least gap away from every other booked send.
+func (s *spacing) schedule(now, earliest time.Time) time.Time {
+	keep := 0
+	for keep < len(s.times) && !s.times[keep].After(now.Add(-s.gap)) {
+		keep++
 	}
-	b.tokens--
-	if b.tokens >= 0 {
-		return 0
+	s.times = s.times[keep:]
+	t, at := earliest, len(s.times)
+	for i, p := range s.times {
+		if !p.Add(s.gap).After(t) {
+			continue // far enough before t
+		}
+		if !t.Add(s.gap).After(p) {
+			at = i // t fits before p, and the rest are later still
+			break
+		}
+		t = p.Add(s.gap) // too close: the first time after p
 	}
-	return time.Duration(-b.tokens / b.rate * float64(time.Second))
+	s.times = slices.Insert(s.times, at, t)
+	return t
 }
 
-// full says whether the bucket has refilled by now, so forgetting it changes nothing.
-func (b *bucket) full(now time.Time) bool {
-	return b.tokens+now.Sub(b.last).Seconds()*b.rate >= 1
-}
-
-// maxBuckets bounds the per-chat maps; beyond it, refilled buckets are dropped.
-const maxBuckets = 4096
+// maxPacers bounds the per-chat maps; beyond it, idle pacers are dropped.
+const maxPacers = 4096
 
 // limiter applies the per-chat, per-group and global sending limits.
 type limiter struct {
@@ -48,18 +63,24 @@ type limiter struct {
 	sleep  func(ctx context.Context, d time.Duration) error
 
 	mu     sync.Mutex
-	global *bucket
-	chats  map[int64]*bucket
-	groups map[int64]*bucket
+	global spacing
+	chats  map[int64]*pacer
+	groups map[int64]*pacer
 }
 
 func newLimiter(l Limits, now func() time.Time, sleep func(context.Context, time.Duration) error) *limiter {
 	return &limiter{
 		limits: l, now: now, sleep: sleep,
-		global: newBucket(l.GlobalPerSecond, now()),
-		chats:  map[int64]*bucket{},
-		groups: map[int64]*bucket{},
+		global: spacing{gap: interval(l.GlobalPerSecond)},
+		chats:  map[int64]*pacer{},
+		groups: map[int64]*pacer{},
 	}
+}
+
+// interval is the gap that gives perSecond, rounded up so that n gaps never
+// fit n+1 sends into n/perSecond seconds.
+func interval(perSecond float64) time.Duration {
+	return time.Duration(math.Ceil(float64(time.Second) / perSecond))
 }
 
 // wait blocks until a message may be sent to chatID.
@@ -67,32 +88,47 @@ func (l *limiter) wait(ctx context.Context, chatID int64, group bool) error {
 	return l.sleep(ctx, l.reserve(chatID, group))
 }
 
-// reserve takes a token from each bucket that applies and returns the longest wait.
+// reserve books the next send to chatID and returns how long to wait for it.
 func (l *limiter) reserve(chatID int64, group bool) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	d := max(l.global.reserve(now), l.bucketFor(l.chats, chatID, l.limits.ChatPerSecond, now).reserve(now))
+	chat := l.pacerFor(l.chats, chatID, interval(l.limits.ChatPerSecond), now)
+	earliest := maxTime(now, chat.next)
+	var grp *pacer
 	if group {
-		d = max(d, l.bucketFor(l.groups, chatID, l.limits.GroupPerMinute/60, now).reserve(now))
+		grp = l.pacerFor(l.groups, chatID, interval(l.limits.GroupPerMinute/60), now)
+		earliest = maxTime(earliest, grp.next)
 	}
-	return d
+	t := l.global.schedule(now, earliest)
+	chat.next = t.Add(chat.gap)
+	if grp != nil {
+		grp.next = t.Add(grp.gap)
+	}
+	return t.Sub(now)
 }
 
-func (l *limiter) bucketFor(m map[int64]*bucket, id int64, rate float64, now time.Time) *bucket {
-	if b, ok := m[id]; ok {
-		return b
+func (l *limiter) pacerFor(m map[int64]*pacer, id int64, gap time.Duration, now time.Time) *pacer {
+	if p, ok := m[id]; ok {
+		return p
 	}
-	if len(m) >= maxBuckets {
-		for k, b := range m {
-			if b.full(now) {
+	if len(m) >= maxPacers {
+		for k, p := range m {
+			if !p.next.After(now) { // idle: forgetting it changes nothing
 				delete(m, k)
 			}
 		}
 	}
-	b := newBucket(rate, now)
-	m[id] = b
-	return b
+	p := &pacer{gap: gap, next: now}
+	m[id] = p
+	return p
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // sleepCtx waits for d or until ctx is done.
