@@ -10,12 +10,14 @@ class Hub:
     private: repos that need "Authorization: Bearer <token>"; cut: (repo, file) pairs whose body is
     cut short after a Content-Length promising more; cdn: (repo, file) pairs answered with a 302 to
     another host name (localhost instead of 127.0.0.1), as the real hub sends big files to its CDN.
+    renamed: {"old/name": "new/name"}, answered with a 307 to a relative path under the new name, as
+    the hub does for a moved repo (tinkoff-ai/ruDialoGPT-small is now t-bank-ai/ruDialoGPT-small).
     requests records (method, path, authorization header) of every request.
     """
 
-    def __init__(self, repos, private=(), token="secret", cut=(), cdn=()):
+    def __init__(self, repos, private=(), token="secret", cut=(), cdn=(), renamed=None):
         self.repos, self.private, self.token = repos, set(private), token
-        self.cut, self.cdn = set(cut), set(cdn)
+        self.cut, self.cdn, self.renamed = set(cut), set(cdn), dict(renamed or {})
         self.requests = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
@@ -49,6 +51,11 @@ class Hub:
                 if len(parts) != 5 or parts[2] != "resolve":
                     return self._status(404)
                 repo, fname = "/".join(parts[:2]), parts[4]
+                if repo in hub.renamed:
+                    self.send_response(307)
+                    self.send_header("Location", "/" + "/".join([hub.renamed[repo]] + parts[2:]))
+                    self.send_header("Content-Length", "0")
+                    return self.end_headers()
                 if repo in hub.private and self.headers.get("Authorization") != f"Bearer {hub.token}":
                     return self._status(401)
                 data = hub.repos.get(repo, {}).get(fname)

@@ -57,6 +57,15 @@ def test_fetch_then_export_loads(tmp_path, repos, repo, want):
     assert logits.shape == (2, 300) and present.shape == (2, 2, 2, 2, 3, 8)
 
 
+def test_renamed_repo_is_followed(tmp_path, repos):
+    """The default repo's owner was renamed (tinkoff-ai -> t-bank-ai); the hub redirects the old name."""
+    with Hub(repos, renamed={"tinkoff-ai/ruDialoGPT-small": NEW}) as hub:
+        fetch.fetch("tinkoff-ai/ruDialoGPT-small", str(tmp_path), endpoint=hub.url, log=lambda s: None)
+        redirected = [path for method, path, _ in hub.requests if path.startswith("/tinkoff-ai/")]
+    assert redirected, "the old name was never asked for"
+    assert (tmp_path / "model.safetensors").read_bytes() == repos[NEW]["model.safetensors"]
+
+
 def test_complete_files_are_skipped(tmp_path, repos):
     logs = []
     with Hub(repos) as hub:
