@@ -3,6 +3,7 @@ package model_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -138,5 +139,54 @@ func TestParkedCachesGiveWay(t *testing.T) {
 	wg.Wait()
 	if used := fm.Used(); len(used) > 3 {
 		t.Errorf("slots in use %v", used)
+	}
+}
+
+// TestOwnSupersededCachesGoFirst: a request frees its own conversation's
+// superseded caches before evicting another conversation's (found in review).
+func TestOwnSupersededCachesGoFirst(t *testing.T) {
+	fm := fakemodel.New(50, 4, 200)
+	e := newEngine(t, fm, model.EngineOptions{})
+	params := model.DefaultSampling()
+	params.MaxNewTokens = 4
+	gen := func(r model.Request) []model.Completion {
+		c, err := e.Generate(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	px := prompt(1, 8, 50)
+	gen(model.Request{Prompt: px, Params: greedyParams(4), CacheKey: "x"})
+	pa := prompt(2, 8, 50)
+	ca := gen(model.Request{Prompt: pa, Params: params, Candidates: 3, Seed: 1, CacheKey: "a"})
+	// All 4 slots are parked now: x's (the oldest) and a's three. a's next turn needs 2.
+	gen(model.Request{Prompt: slices.Concat(pa, ca[0].IDs, []int{5, 6}), Params: params, Candidates: 2, Seed: 2, CacheKey: "a"})
+	before := e.Stats().ReusedTokens
+	gen(model.Request{Prompt: slices.Concat(px, []int{1, 2}), Params: greedyParams(4), CacheKey: "x"})
+	if e.Stats().ReusedTokens == before {
+		t.Error("x's cache was evicted, though a's superseded caches were there to free")
+	}
+}
+
+// TestBrokenSlotsRefuseWhatCannotFit: a slot whose cache cannot be reset
+// leaves use; a request that needs more slots than are left gets an error
+// instead of waiting forever, and smaller ones still run.
+func TestBrokenSlotsRefuseWhatCannotFit(t *testing.T) {
+	fm := fakemodel.New(50, 2, 64)
+	fm.FailSetLength = func(slot, n int) bool { return slot == 1 && n == 0 }
+	e := newEngine(t, fm, model.EngineOptions{})
+	params := model.DefaultSampling()
+	params.MaxNewTokens = 3
+	two := model.Request{Prompt: prompt(1, 4, 50), Params: params, Candidates: 2, Seed: 1}
+	if _, err := e.Generate(context.Background(), two); err != nil {
+		t.Fatal(err) // runs, then slot 1 cannot be reset
+	}
+	_, err := e.Generate(context.Background(), two)
+	if err == nil || !strings.Contains(err.Error(), "only 1 of the model's slots are usable") {
+		t.Fatalf("err %v, want a refusal naming the usable slots", err)
+	}
+	if _, err := e.Generate(context.Background(), model.Request{Prompt: prompt(2, 4, 50), Params: greedyParams(3)}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -15,6 +15,7 @@ type scheduler struct {
 	decoding   []*sequence
 	parked     []*parkedCache // finished sequences' caches kept for their conversation (prefixcache.go)
 	parkOrder  uint64
+	broken     int // slots out of use for good: their cache could not be reset
 
 	in       StepInput
 	out      StepOutput
@@ -100,7 +101,17 @@ func (s *scheduler) dropCancelled() {
 func (s *scheduler) admit() {
 	for len(s.waiting) > 0 {
 		j := s.waiting[0]
+		if usable := len(s.free) - s.broken; j.req.Candidates > usable {
+			s.waiting = s.waiting[1:]
+			s.refuse(j, nil, fmt.Errorf("%d candidates asked for, but only %d of the model's slots are usable", j.req.Candidates, usable))
+			continue
+		}
 		reuse, shared := s.bestParked(j)
+		if j.req.CacheKey != "" {
+			// This job supersedes its conversation's other caches: they go
+			// before any other conversation's cache is evicted for it.
+			s.dropParked(func(p *parkedCache) bool { return p.key == j.req.CacheKey && p != reuse })
+		}
 		need := j.req.Candidates
 		if reuse != nil {
 			need--
@@ -110,23 +121,17 @@ func (s *scheduler) admit() {
 			return
 		}
 		s.waiting = s.waiting[1:]
-		s.e.promptTokens.Add(int64(len(j.req.Prompt)))
-		if j.req.CacheKey != "" {
-			if reuse != nil {
-				s.unpark(reuse)
-			}
-			s.dropParked(func(p *parkedCache) bool { return p.key == j.req.CacheKey }) // superseded by this job
-		}
 		if reuse != nil {
+			s.unpark(reuse)
 			if err := s.e.model.SetLength(reuse.slot, shared); err != nil {
-				s.free[reuse.slot] = false // its cache is in an unknown state: out of use
-				s.refuse(j, slots, fmt.Errorf("reusing a cached prompt: %w", err))
+				s.refuse(j, append(slots, reuse.slot), fmt.Errorf("reusing a cached prompt: %w", err))
 				continue
 			}
 			slots = append([]int{reuse.slot}, slots...)
 			j.prefilled = shared
 			s.e.reusedTokens.Add(int64(shared))
 		}
+		s.e.promptTokens.Add(int64(len(j.req.Prompt)))
 		for i, slot := range slots {
 			ids := make([]int, len(j.req.Prompt), len(j.req.Prompt)+j.req.Params.MaxNewTokens+1)
 			copy(ids, j.req.Prompt)
@@ -403,6 +408,9 @@ func (s *scheduler) release(q *sequence) {
 // sequence's tokens into the next.
 func (s *scheduler) freeSlot(slot int) {
 	s.free[slot] = s.e.model.SetLength(slot, 0) == nil
+	if !s.free[slot] {
+		s.broken++
+	}
 }
 
 // fail ends a job with err and frees all its slots.
@@ -420,6 +428,7 @@ func (s *scheduler) fail(j *job, err error) {
 }
 
 func (s *scheduler) failAll(err error) {
+	s.dropParked(func(*parkedCache) bool { return true })
 	for _, j := range s.waiting {
 		j.done <- jobResult{err: err}
 	}

@@ -21,6 +21,8 @@ type Model struct {
 	VocabSize, SlotCount, Cap int
 	// FailStep, when set, makes Step fail when it returns true.
 	FailStep func(in model.StepInput) bool
+	// FailSetLength, when set, makes SetLength fail when it returns true.
+	FailSetLength func(slot, n int) bool
 	// Shape, when set, edits every row of logits before it is returned (a
 	// test can make one token win).
 	Shape func(logits []float32)
@@ -115,6 +117,9 @@ func (m *Model) Logits(rows []int32, out []float32) ([]float32, error) {
 func (m *Model) SetLength(slot, n int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.FailSetLength != nil && m.FailSetLength(slot, n) {
+		return errors.New("fake set length failure")
+	}
 	m.cache[slot] = m.cache[slot][:n]
 	return nil
 }
