@@ -33,7 +33,7 @@ type Options struct {
 	Texts Texts
 
 	StorePath    string        // SQLite file with histories and settings
-	HistoryTurns int           // turns kept per chat and given to the Replier
+	HistoryTurns int           // most turns kept per chat and given to the Replier (see Store.Append)
 	GroupChance  int           // percent chance of joining a group unprompted, for chats without /chance
 	ReplyTimeout time.Duration // bound on one Replier call
 

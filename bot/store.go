@@ -31,8 +31,8 @@ type Store struct {
 	keep int // turns kept per chat
 }
 
-// OpenStore opens (or creates) the database at path and keeps the last keep
-// turns of each chat.
+// OpenStore opens (or creates) the database at path and keeps up to keep
+// turns of each chat (see Append).
 func OpenStore(ctx context.Context, path string, keep int) (*Store, error) {
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
@@ -53,14 +53,25 @@ func OpenStore(ctx context.Context, path string, keep int) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Append adds a turn to a chat's history and drops what is beyond keep.
+// Append adds a turn to a chat's history. When that makes more than keep
+// turns, the older ones go at once, leaving the newest half. A prompt then
+// keeps its start for several messages, which lets the engine reuse the
+// chat's cached prompt; a window sliding one turn at a time would change
+// the start of every prompt.
 func (s *Store) Append(ctx context.Context, chatID int64, t model.Turn) error {
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO turns (chat_id, speaker, text) VALUES (?, ?, ?)`,
 		chatID, int(t.Speaker), t.Text); err != nil {
 		return fmt.Errorf("append turn: %w", err)
 	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM turns WHERE chat_id = ?`, chatID).Scan(&n); err != nil {
+		return fmt.Errorf("count history: %w", err)
+	}
+	if n <= s.keep {
+		return nil
+	}
 	_, err := s.db.ExecContext(ctx, `DELETE FROM turns WHERE chat_id = ? AND seq <= (
-		SELECT seq FROM turns WHERE chat_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, chatID, chatID, s.keep)
+		SELECT seq FROM turns WHERE chat_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, chatID, chatID, max(1, s.keep/2))
 	if err != nil {
 		return fmt.Errorf("trim history: %w", err)
 	}

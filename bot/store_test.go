@@ -21,10 +21,25 @@ func openTestStore(t testing.TB, keep int) *Store {
 
 func TestStoreHistory(t *testing.T) {
 	ctx := context.Background()
-	s := openTestStore(t, 3)
-	for _, turn := range []model.Turn{u("a"), me("b"), u("c"), me("d")} {
-		if err := s.Append(ctx, 1, turn); err != nil {
+	s := openTestStore(t, 4)
+	// Up to 4 turns; the 5th leaves the newest 2, so the start stays put for a while.
+	steps := []struct {
+		turn model.Turn
+		want []model.Turn
+	}{
+		{u("a"), []model.Turn{u("a")}},
+		{me("b"), []model.Turn{u("a"), me("b")}},
+		{u("c"), []model.Turn{u("a"), me("b"), u("c")}},
+		{me("d"), []model.Turn{u("a"), me("b"), u("c"), me("d")}},
+		{u("e"), []model.Turn{me("d"), u("e")}},
+		{me("f"), []model.Turn{me("d"), u("e"), me("f")}},
+	}
+	for i, st := range steps {
+		if err := s.Append(ctx, 1, st.turn); err != nil {
 			t.Fatal(err)
+		}
+		if got, err := s.History(ctx, 1); err != nil || !slices.Equal(got, st.want) {
+			t.Errorf("after turn %d: history %v, %v; want %v", i, got, err, st.want)
 		}
 	}
 	if err := s.Append(ctx, 2, u("other chat")); err != nil {
@@ -35,7 +50,6 @@ func TestStoreHistory(t *testing.T) {
 		chat int64
 		want []model.Turn
 	}{
-		{"keeps the newest, oldest first", 1, []model.Turn{me("b"), u("c"), me("d")}},
 		{"chats apart", 2, []model.Turn{u("other chat")}},
 		{"unknown chat", 3, nil},
 	}
