@@ -202,6 +202,39 @@ func TestResetForgetsHistory(t *testing.T) {
 	}
 }
 
+// TestLongChatKeepsPromptStarts: past history_turns, most messages still
+// extend the last prompt (its turns, the reply, the new message), which is
+// what lets the engine reuse the chat's cached prompt.
+func TestLongChatKeepsPromptStarts(t *testing.T) {
+	f := newFakeAPI(t)
+	rec := &recorder{}
+	opts := testOptions(t, f)
+	opts.HistoryTurns = 8
+	startBot(t, f, rec, opts)
+	const messages = 20
+	for i := range messages {
+		f.push(private(42, fmt.Sprint("m", i)))
+		waitFor(t, "the reply", func() bool { return len(f.sentTo(42)) == i+1 })
+	}
+	extended := 0
+	for i := 1; i < messages; i++ {
+		prev, cur := rec.calls[i-1], rec.calls[i]
+		if len(cur) > 9 {
+			t.Fatalf("message %d got %d turns, over 8 of history and itself", i, len(cur))
+		}
+		want := append(slices.Clone(prev), me("echo: "+prev[len(prev)-1].Text), u(fmt.Sprint("m", i)))
+		if slices.Equal(cur, want) {
+			extended++
+		}
+	}
+	// History overflows (9 turns -> the newest 4) every 5 turns appended, that is every 2.5
+	// messages, and the message after each starts anew: 13 of 19 extend. A window sliding one
+	// turn at a time would extend only the first 4.
+	if extended < 13 {
+		t.Errorf("%d of %d prompts extend the last one, want at least 11", extended, messages-1)
+	}
+}
+
 func TestRestartKeepsHistory(t *testing.T) {
 	f := newFakeAPI(t)
 	opts := testOptions(t, f)
