@@ -231,7 +231,7 @@ func TestLongChatKeepsPromptStarts(t *testing.T) {
 	// messages, and the message after each starts anew: 13 of 19 extend. A window sliding one
 	// turn at a time would extend only the first 4.
 	if extended < 13 {
-		t.Errorf("%d of %d prompts extend the last one, want at least 11", extended, messages-1)
+		t.Errorf("%d of %d prompts extend the last one, want at least 13", extended, messages-1)
 	}
 }
 
