@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -67,6 +68,9 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	second.stop(t)
 
+	if !regexp.MustCompile(`msg="engine stats" generated_tokens=[1-9]\d* prompt_tokens=[1-9]\d* reused_prompt_tokens=\d+`).MatchString(log.String()) {
+		t.Errorf("no engine stats in serve's log at shutdown")
+	}
 	checkHistory(t, db, 42, user("привет"), botTurn(r1.Text), user("как дела?"), botTurn(r2.Text))
 	checkHistory(t, db, 44, user("два"), botTurn(reset))
 	if n := len(api.SentTo(42)); n != 3 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -30,7 +31,24 @@ func newReplier(ctx context.Context, cfg Config, log *slog.Logger) (bot.Replier,
 	}
 	log.Info("model loaded", "path", cfg.Model.Path, "device", lm.Module.Device(), "slots", lm.Module.Slots(),
 		"context", lm.Module.Capacity(), "format", lm.Meta.Format())
-	return &modelReplier{gen: gen, timeout: cfg.Generation.Timeout, log: log}, lm.Close, nil
+	closeModel := func() error {
+		logEngineStats(log, lm.Engine.Stats())
+		return lm.Close()
+	}
+	return &modelReplier{gen: gen, timeout: cfg.Generation.Timeout, log: log}, closeModel, nil
+}
+
+// logEngineStats says at shutdown what the engine did, so an operator sees
+// how full the batches were and how much of the prompts the chats' cached
+// prompts spared.
+func logEngineStats(log *slog.Logger, st model.EngineStats) {
+	rows := 0.0
+	if st.DecodeSteps > 0 {
+		rows = float64(st.DecodeRows) / float64(st.DecodeSteps)
+	}
+	log.Info("engine stats", "generated_tokens", st.Tokens, "prompt_tokens", st.PromptTokens,
+		"reused_prompt_tokens", st.ReusedTokens, "decode_steps", st.DecodeSteps, "prefill_steps", st.PrefillSteps,
+		"rows_per_decode_step", fmt.Sprintf("%.2f", rows))
 }
 
 func modelOptionsFrom(cfg Config, dir string) modelOptions {
