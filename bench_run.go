@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -40,6 +41,9 @@ func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv,
 		return timed
 	}
 	lm, err := openModel(opts, log)
+	if errors.Is(err, errCPUOnly) {
+		return nil, &deviceSkipped{reason: err.Error()}
+	}
 	if err != nil {
 		return nil, err
 	}

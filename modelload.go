@@ -57,6 +57,9 @@ func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Device, err = deviceFor(meta, o.Device); err != nil {
+		return nil, err
+	}
 	if o.Device, err = torch.ResolveDevice(o.Device); err != nil {
 		return nil, err
 	}
@@ -80,6 +83,23 @@ func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 	}
 	eng := model.NewEngine(stepper, engineOptions(mod.Device()))
 	return &loadedModel{Meta: meta, Tokenizer: tok, Module: mod, Engine: eng}, nil
+}
+
+// errCPUOnly: the model has CPU kernels only (dynamic int8), and a GPU was asked for.
+var errCPUOnly = errors.New("this model runs on the CPU only")
+
+// deviceFor picks the CPU for CPU-only models when the device is left to
+// "auto", which would otherwise choose a GPU their layers cannot run on.
+func deviceFor(meta model.Meta, requested string) (string, error) {
+	if !meta.CPUOnly {
+		return requested, nil
+	}
+	switch requested {
+	case "", "auto", "cpu":
+		return "cpu", nil
+	}
+	return "", fmt.Errorf("%w (its Linear layers are %s-quantized), but device %q was asked for: use device cpu, "+
+		"or export the model again without --quantize", errCPUOnly, meta.Quantize, requested)
 }
 
 // int8EngineHint warns when an int8 export runs where int8 does not pay.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -24,6 +25,30 @@ func TestInt8EngineHint(t *testing.T) {
 		hint := int8EngineHint(model.Meta{Quantize: c.quantize}, c.info)
 		if (hint != "") != c.warn {
 			t.Errorf("quantize %q on %q: hint %q, want a hint: %v", c.quantize, c.info, hint, c.warn)
+		}
+	}
+}
+
+func TestDeviceForCPUOnlyModels(t *testing.T) {
+	int8 := model.Meta{Quantize: "int8", CPUOnly: true}
+	cases := []struct {
+		meta      model.Meta
+		requested string
+		want      string
+		err       bool
+	}{
+		{int8, "auto", "cpu", false},
+		{int8, "", "cpu", false},
+		{int8, "cpu", "cpu", false},
+		{int8, "cuda", "", true},
+		{int8, "cuda:1", "", true},
+		{model.Meta{Quantize: "none"}, "auto", "auto", false},
+		{model.Meta{Quantize: "none"}, "cuda", "cuda", false},
+	}
+	for _, c := range cases {
+		got, err := deviceFor(c.meta, c.requested)
+		if got != c.want || (err != nil) != c.err || (err != nil && !errors.Is(err, errCPUOnly)) {
+			t.Errorf("deviceFor(%+v, %q) = %q, %v; want %q, error %v", c.meta, c.requested, got, err, c.want, c.err)
 		}
 	}
 }
