@@ -33,6 +33,21 @@ func (s *scheduler) park(q *sequence) {
 		tokens: q.ids[:len(q.ids)-1], order: s.parkOrder})
 }
 
+// keepBestParked keeps only the parked cache of j's likeliest candidate,
+// the one a Generator picks (pickReply): the next prompt continues that
+// reply, and the others would only take slots from other chats' caches.
+// Any of them holds the whole prompt, so a different pick still reuses that.
+func (s *scheduler) keepBestParked(j *job, out []Completion) {
+	best := 0
+	for i, c := range out {
+		if c.MeanLogProb > out[best].MeanLogProb {
+			best = i
+		}
+	}
+	keep := j.seqs[best].slot
+	s.dropParked(func(p *parkedCache) bool { return p.job == j && p.slot != keep })
+}
+
 // bestParked finds the parked cache of j's conversation sharing the longest
 // prefix with j's prompt, and that length. At least the prompt's last token
 // is left to run, since its logits give the first new token.

@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -121,11 +122,26 @@ func TestParkedCachesGiveWay(t *testing.T) {
 	params := model.DefaultSampling()
 	params.MaxNewTokens = 5
 	first := model.Request{Prompt: prompt(1, 6, 50), Params: params, Candidates: 3, Seed: 1, CacheKey: "a"}
-	if _, err := e.Generate(context.Background(), first); err != nil {
+	out, err := e.Generate(context.Background(), first)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if used := fm.Used(); len(used) != 3 {
-		t.Fatalf("parked %v, want all 3 candidates' slots", used)
+	// Only the likeliest candidate's cache stays: the reply a Generator picks.
+	used := fm.Used()
+	if len(used) != 1 {
+		t.Fatalf("parked %v, want one slot", used)
+	}
+	best := slices.MaxFunc(out, func(a, b model.Completion) int { return cmp.Compare(a.MeanLogProb, b.MeanLogProb) })
+	gen := best.IDs
+	if !best.Stopped {
+		gen = gen[:len(gen)-1] // the last token was never fed
+	}
+	var want []int64
+	for _, id := range slices.Concat(first.Prompt, gen) {
+		want = append(want, int64(id))
+	}
+	if got := fm.Tokens(used[0]); !slices.Equal(got, want) {
+		t.Fatalf("parked cache %v, want the likeliest candidate's %v", got, want)
 	}
 	var wg sync.WaitGroup
 	for i := range 6 {
@@ -143,29 +159,24 @@ func TestParkedCachesGiveWay(t *testing.T) {
 }
 
 // TestOwnSupersededCachesGoFirst: a request frees its own conversation's
-// superseded caches before evicting another conversation's (found in review).
+// stale cache before evicting another conversation's (found in review).
 func TestOwnSupersededCachesGoFirst(t *testing.T) {
-	fm := fakemodel.New(50, 4, 200)
+	fm := fakemodel.New(50, 2, 200)
 	e := newEngine(t, fm, model.EngineOptions{})
-	params := model.DefaultSampling()
-	params.MaxNewTokens = 4
-	gen := func(r model.Request) []model.Completion {
-		c, err := e.Generate(context.Background(), r)
-		if err != nil {
+	gen := func(r model.Request) {
+		if _, err := e.Generate(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
-		return c
 	}
 	px := prompt(1, 8, 50)
 	gen(model.Request{Prompt: px, Params: greedyParams(4), CacheKey: "x"})
-	pa := prompt(2, 8, 50)
-	ca := gen(model.Request{Prompt: pa, Params: params, Candidates: 3, Seed: 1, CacheKey: "a"})
-	// All 4 slots are parked now: x's (the oldest) and a's three. a's next turn needs 2.
-	gen(model.Request{Prompt: slices.Concat(pa, ca[0].IDs, []int{5, 6}), Params: params, Candidates: 2, Seed: 2, CacheKey: "a"})
+	gen(model.Request{Prompt: prompt(2, 8, 50), Params: greedyParams(4), CacheKey: "a"})
+	// Both slots are parked, x's the older. a starts over (nothing shared) and needs one.
+	gen(model.Request{Prompt: prompt(3, 8, 50), Params: greedyParams(4), CacheKey: "a"})
 	before := e.Stats().ReusedTokens
 	gen(model.Request{Prompt: slices.Concat(px, []int{1, 2}), Params: greedyParams(4), CacheKey: "x"})
 	if e.Stats().ReusedTokens == before {
-		t.Error("x's cache was evicted, though a's superseded caches were there to free")
+		t.Error("x's cache was evicted, though a's stale cache was there to free")
 	}
 }
 

@@ -389,6 +389,9 @@ func (s *scheduler) retire(q *sequence) {
 	for i, c := range q.job.seqs {
 		out[i] = c.completion()
 	}
+	if q.job.req.CacheKey != "" {
+		s.keepBestParked(q.job, out)
+	}
 	q.job.done <- jobResult{completions: out}
 }
 
