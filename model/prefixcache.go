@@ -1,9 +1,6 @@
 package model
 
-import (
-	"cmp"
-	"slices"
-)
+import "slices"
 
 // parkedCache is a finished sequence's KV cache, left in its slot for the
 // next request of the same conversation (Request.CacheKey). A bot's next
@@ -14,7 +11,6 @@ type parkedCache struct {
 	job    *job  // the request it came from
 	slot   int   // held by the cache, not free
 	tokens []int // what the slot's cache holds, in order
-	order  uint64
 }
 
 // park moves q's slot to the parked caches of its conversation, replacing
@@ -27,10 +23,8 @@ func (s *scheduler) park(q *sequence) {
 	key := q.job.req.CacheKey
 	s.dropParked(func(p *parkedCache) bool { return p.key == key && p.job != q.job })
 	q.ownsSlot = false
-	s.parkOrder++
 	// The last sampled token was never fed to the model: the cache holds the rest.
-	s.parked = append(s.parked, &parkedCache{key: key, job: q.job, slot: q.slot,
-		tokens: q.ids[:len(q.ids)-1], order: s.parkOrder})
+	s.parked = append(s.parked, &parkedCache{key: key, job: q.job, slot: q.slot, tokens: q.ids[:len(q.ids)-1]})
 }
 
 // keepBestParked keeps only the parked cache of j's likeliest candidate,
@@ -95,9 +89,10 @@ func (s *scheduler) dropParked(match func(*parkedCache) bool) {
 	})
 }
 
-// evictParked frees the slots of the n oldest parked caches other than keep.
+// evictParked frees the slots of the n oldest parked caches other than
+// keep. s.parked is in the order they were parked: appends and deletions
+// keep it so.
 func (s *scheduler) evictParked(n int, keep *parkedCache) {
-	slices.SortFunc(s.parked, func(a, b *parkedCache) int { return cmp.Compare(a.order, b.order) })
 	evicted := 0
 	s.dropParked(func(p *parkedCache) bool {
 		if p == keep || evicted == n {

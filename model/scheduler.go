@@ -13,9 +13,8 @@ type scheduler struct {
 	waiting    []*job // FIFO, not yet holding slots
 	prefilling []*job // holding slots, prompt not fully in the cache
 	decoding   []*sequence
-	parked     []*parkedCache // finished sequences' caches kept for their conversation (prefixcache.go)
-	parkOrder  uint64
-	broken     int // slots out of use for good: their cache could not be reset
+	parked     []*parkedCache // finished sequences' caches kept for their conversation, oldest first (prefixcache.go)
+	broken     int            // slots out of use for good: their cache could not be reset
 
 	in       StepInput
 	out      StepOutput
@@ -163,7 +162,11 @@ func (s *scheduler) takeSlots(n int, keep *parkedCache) []int {
 		}
 	}
 	if free < n {
-		if free+len(s.parked) < n || (keep != nil && free+len(s.parked)-1 < n) {
+		evictable := len(s.parked)
+		if keep != nil {
+			evictable--
+		}
+		if free+evictable < n {
 			return nil
 		}
 		s.evictParked(n-free, keep)
