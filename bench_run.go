@@ -168,8 +168,7 @@ func (p promptSource) prompt(i int) []int {
 // reqResult is one measured request.
 type reqResult struct {
 	latency, ttft time.Duration
-	tokens        int
-	reply         []int
+	reply         []int // the generated ids
 }
 
 // runClients runs total requests from `clients` goroutines, each issuing
@@ -224,15 +223,15 @@ func timeRequest(ctx context.Context, eng *model.Engine, req model.Request) (req
 	if err != nil {
 		return reqResult{}, err
 	}
-	return reqResult{latency: latency, ttft: time.Duration(first.Load()), tokens: len(out[0].IDs), reply: out[0].IDs}, nil
+	return reqResult{latency: latency, ttft: time.Duration(first.Load()), reply: out[0].IDs}, nil
 }
 
 // checkLengths catches replies cut short (a cache too small, a stop id),
 // which would make tokens/s and ms per token incomparable with the baseline.
 func checkLengths(results []reqResult, want int) error {
 	for i, r := range results {
-		if r.tokens != want {
-			return fmt.Errorf("request %d generated %d tokens, want exactly %d", i, r.tokens, want)
+		if len(r.reply) != want {
+			return fmt.Errorf("request %d generated %d tokens, want exactly %d", i, len(r.reply), want)
 		}
 	}
 	return nil

@@ -20,7 +20,7 @@ func summarizeLevel(results []reqResult, wall time.Duration, st model.EngineStat
 	tokens := 0
 	for i, r := range results {
 		latency[i], ttft[i] = ms(r.latency), ms(r.ttft)
-		tokens += r.tokens
+		tokens += len(r.reply)
 	}
 	p50 := percentile(latency, 50)
 	row := benchRow{
@@ -36,9 +36,7 @@ func summarizeLevel(results []reqResult, wall time.Duration, st model.EngineStat
 	if st.PromptTokens > 0 {
 		row.ReusedShare = round2(float64(st.ReusedTokens) / float64(st.PromptTokens))
 	}
-	if st.DecodeSteps > 0 {
-		row.RowsPerStep = round2(float64(st.DecodeRows) / float64(st.DecodeSteps))
-	}
+	row.RowsPerStep = round2(st.RowsPerDecodeStep())
 	return row
 }
 

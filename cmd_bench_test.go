@@ -382,20 +382,20 @@ func TestRunClientsStopsAtFirstError(t *testing.T) {
 }
 
 func TestCheckLengths(t *testing.T) {
-	err := checkLengths([]reqResult{{tokens: 4}, {tokens: 3}}, 4)
+	err := checkLengths([]reqResult{{reply: make([]int, 4)}, {reply: make([]int, 3)}}, 4)
 	if err == nil || !strings.Contains(err.Error(), "request 1 generated 3 tokens") {
 		t.Errorf("err %v, want request 1 named", err)
 	}
-	if err := checkLengths([]reqResult{{tokens: 4}}, 4); err != nil {
+	if err := checkLengths([]reqResult{{reply: make([]int, 4)}}, 4); err != nil {
 		t.Error(err)
 	}
 }
 
 func TestSummarizeLevel(t *testing.T) {
 	results := []reqResult{
-		{latency: 100 * time.Millisecond, ttft: 10 * time.Millisecond, tokens: 10},
-		{latency: 300 * time.Millisecond, ttft: 30 * time.Millisecond, tokens: 10},
-		{latency: 200 * time.Millisecond, ttft: 20 * time.Millisecond, tokens: 10},
+		{latency: 100 * time.Millisecond, ttft: 10 * time.Millisecond, reply: make([]int, 10)},
+		{latency: 300 * time.Millisecond, ttft: 30 * time.Millisecond, reply: make([]int, 10)},
+		{latency: 200 * time.Millisecond, ttft: 20 * time.Millisecond, reply: make([]int, 10)},
 	}
 	st := model.EngineStats{DecodeSteps: 9, DecodeRows: 27, PrefillSteps: 1}
 	r := summarizeLevel(results, 2*time.Second, st, 3, 10)

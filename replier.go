@@ -42,13 +42,9 @@ func newReplier(ctx context.Context, cfg Config, log *slog.Logger) (bot.Replier,
 // how full the batches were and how much of the prompts the chats' cached
 // prompts spared.
 func logEngineStats(log *slog.Logger, st model.EngineStats) {
-	rows := 0.0
-	if st.DecodeSteps > 0 {
-		rows = float64(st.DecodeRows) / float64(st.DecodeSteps)
-	}
 	log.Info("engine stats", "generated_tokens", st.Tokens, "prompt_tokens", st.PromptTokens,
 		"reused_prompt_tokens", st.ReusedTokens, "decode_steps", st.DecodeSteps, "prefill_steps", st.PrefillSteps,
-		"rows_per_decode_step", fmt.Sprintf("%.2f", rows))
+		"rows_per_decode_step", fmt.Sprintf("%.2f", st.RowsPerDecodeStep()))
 }
 
 func modelOptionsFrom(cfg Config, dir string) modelOptions {

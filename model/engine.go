@@ -90,6 +90,15 @@ type EngineStats struct {
 	PromptTokens, ReusedTokens int64
 }
 
+// RowsPerDecodeStep is how many sequences a decode step ran on average: how
+// full the batches were.
+func (s EngineStats) RowsPerDecodeStep() float64 {
+	if s.DecodeSteps == 0 {
+		return 0
+	}
+	return float64(s.DecodeRows) / float64(s.DecodeSteps)
+}
+
 // Engine runs continuous batching: one goroutine owns the model; requests
 // from any number of chats wait for free slots; every decode step packs all
 // active sequences into one batch; new requests join at the next step and
