@@ -98,11 +98,17 @@ type tinyGolden struct {
 	} `json:"cases"`
 }
 
-func TestTinyGPT2MatchesHuggingFace(t *testing.T) {
+// tinyModel exports tiny-gpt2 for the bridge and reads its HF golden outputs.
+func tinyModel(t *testing.T) (dir string, g tinyGolden) {
+	t.Helper()
 	testmodel.RequireBridge(t)
-	dir := testmodel.Export(t, "tiny-gpt2")
-	var g tinyGolden
+	dir = testmodel.Export(t, "tiny-gpt2")
 	testfile.ReadJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
+	return dir, g
+}
+
+func TestTinyGPT2MatchesHuggingFace(t *testing.T) {
+	dir, g := tinyModel(t)
 	m := load(t, dir, 2)
 	for _, c := range g.Cases {
 		t.Run(c.Text, func(t *testing.T) {
@@ -125,10 +131,7 @@ func TestTinyGPT2MatchesHuggingFace(t *testing.T) {
 // through the cache and checks every position's logit sum against HF's full
 // forward, and the last logits against the one-shot prefill.
 func TestCachedDecodeMatchesFullForward(t *testing.T) {
-	testmodel.RequireBridge(t)
-	dir := testmodel.Export(t, "tiny-gpt2")
-	var g tinyGolden
-	testfile.ReadJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
+	dir, g := tinyModel(t)
 	m := load(t, dir, 1)
 	for _, c := range g.Cases {
 		if err := m.SetLength(0, 0); err != nil {
@@ -157,10 +160,7 @@ func TestCachedDecodeMatchesFullForward(t *testing.T) {
 // TestBatchRowsMatchAlone runs prompts of different lengths in one batch,
 // in scattered slots, and checks each row against the same prompt run alone.
 func TestBatchRowsMatchAlone(t *testing.T) {
-	testmodel.RequireBridge(t)
-	dir := testmodel.Export(t, "tiny-gpt2")
-	var g tinyGolden
-	testfile.ReadJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "tiny-gpt2", "golden.json"), &g)
+	dir, g := tinyModel(t)
 	m := load(t, dir, 8)
 	// Scattered slots are gathered; consecutive ones (not from 0) are read in place.
 	for _, slots := range [][]int32{{5, 1, 3}, {2, 3, 4}} {
