@@ -12,8 +12,8 @@ import (
 // out send times, not tokens: a message's time is final (the caller sleeps
 // until then), and every limit counts it at that time. A token taken when a
 // message is queued but spent a second later, when its chat's own limit lets
-// it go, let other chats crowd the second it really went out in (38
-// messages in one second were possible under the 30/s limit that way).
+// it go, let other chats crowd the second it really went out in (more than
+// 30 messages in one second under the 30/s limit, TestLimiterHoldsEveryLimitAtSendTime).
 
 // pacer spaces one chat's (or group's) messages at least gap apart, in the
 // order they were queued.
