@@ -37,14 +37,16 @@ $(TORCH_MK): scripts/find-libtorch.sh
 
 -include $(TORCH_MK)
 
-$(BRIDGE): cbridge/cbridge.cpp cbridge/cbridge.h $(TORCH_MK)
+BRIDGE_SRC := cbridge/cbridge.cpp cbridge/linear_w8.cpp
+
+$(BRIDGE): $(BRIDGE_SRC) cbridge/cbridge.h $(TORCH_MK)
 	@if [ "$(TORCH_KIND)" = "none" ] || [ -z "$(TORCH_KIND)" ]; then \
 	  echo "libtorch not found. Install Debian's: sudo apt-get install libtorch-dev libopenblas0-openmp" >&2; \
 	  echo "or unpack the official archive into third_party/libtorch (make libtorch), or pip install torch." >&2; \
 	  rm -f $(TORCH_MK); exit 1; fi
 	@echo "cbridge: using libtorch from $(TORCH_KIND)"
 	@mkdir -p $(BIN)
-	$(CXX) -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=$(TORCH_ABI) $(TORCH_DEFS) $< $(TORCH_INC) \
+	$(CXX) -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=$(TORCH_ABI) $(TORCH_DEFS) $(BRIDGE_SRC) $(TORCH_INC) \
 	  -L$(TORCH_LIBDIR) -Wl,--no-as-needed $(TORCH_LIBS) -Wl,--as-needed -ldl -Wl,-rpath,$(TORCH_LIBDIR) -o $@
 
 bridge: $(BRIDGE)

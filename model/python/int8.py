@@ -1,0 +1,89 @@
+"""Weight-only int8 Linear layers: what `export.py --quantize int8` writes.
+
+Each Linear keeps its weights as int8 with one float scale per output row (symmetric, per channel)
+and computes in float32: y = x @ (w * scale)^T + bias. The graph calls dialogbot::linear_w8, an op
+the C++ bridge implements (cbridge/linear_w8.cpp: int8 rows streamed into float FMAs, no per-shape
+state); the version here is its reference, used to trace, check and test the export in Python.
+
+Why not torch.ao.quantization.quantize_dynamic: on Debian's libtorch its only x86 engine is oneDNN,
+which also quantizes the activations (less exact), prepares a primitive for the first input shape
+only and, measured on the 2-core dev VM, was no faster than float32 through the bridge
+(docs/cpu.md).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+OP_SCHEMA = "linear_w8(Tensor x, Tensor w, Tensor scale, Tensor? bias) -> Tensor"
+
+
+# Rows up to which the bridge streams the int8 weights into float FMAs (exact up to float rounding);
+# more rows go to the quantized engine, which also quantizes the activations (cbridge/linear_w8.cpp).
+DIRECT_ROWS = 1
+
+
+def _reference(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias):
+    """The bridge's arithmetic, path for path, so export's checks and agreement numbers hold for it."""
+    if x.numel() <= DIRECT_ROWS * x.size(-1):
+        return F.linear(x, w.float() * scale.unsqueeze(1), bias)
+    qw = torch._make_per_channel_quantized_tensor(w, scale.double(), torch.zeros_like(scale, dtype=torch.long), 0)
+    packed = torch.ops.quantized.linear_prepack(qw, bias)
+    y = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.size(-1)).contiguous(), packed, True)
+    return y.view(x.shape[:-1] + (w.size(0),))
+
+
+def _op_registered() -> bool:
+    try:
+        torch.ops.dialogbot.linear_w8  # noqa: B018 (the lookup is the test)
+        return True
+    except (AttributeError, RuntimeError):
+        return False
+
+
+# The bridge's library (torch.ops.load_library) may already have defined the op in this process:
+# then its kernel runs, which is how scripts/cpu-int8-probe.py times it from Python.
+if not _op_registered():
+    _LIB = torch.library.Library("dialogbot", "DEF")
+    _LIB.define(OP_SCHEMA)
+    _LIB.impl("linear_w8", _reference, "CPU")
+
+
+class Int8Linear(nn.Module):
+    """A Linear whose weight is int8 [out, in] with a float32 scale per output row."""
+
+    def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.register_buffer("scale", scale)
+        self.register_buffer("bias", bias)
+        self.in_features, self.out_features = weight.size(1), weight.size(0)
+
+    @classmethod
+    def from_linear(cls, lin: nn.Linear) -> "Int8Linear":
+        w = lin.weight.detach().float()
+        scale = (w.abs().amax(dim=1) / 127.0).clamp(min=torch.finfo(torch.float32).tiny)
+        q = torch.round(w / scale.unsqueeze(1)).clamp(-127, 127).to(torch.int8).contiguous()
+        bias = None if lin.bias is None else lin.bias.detach().float().contiguous()
+        return cls(q, scale.contiguous(), bias)
+
+    def dequantized(self) -> torch.Tensor:
+        return self.weight.float() * self.scale.unsqueeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.dialogbot.linear_w8(x, self.weight, self.scale, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 weights"
+
+
+def quantize(module: nn.Module) -> nn.Module:
+    """Replaces every nn.Linear below module (in place) by an Int8Linear; returns module."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.Linear):
+            setattr(module, name, Int8Linear.from_linear(child))
+        else:
+            quantize(child)
+    return module
