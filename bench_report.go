@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 	"text/tabwriter"
 )
 
@@ -123,16 +122,6 @@ func writeBenchJSON(path string, rows []benchRow) error {
 		return fmt.Errorf("write --json: %w", err)
 	}
 	return nil
-}
-
-// blasOf picks the BLAS part out of torch.RuntimeInfo's text.
-func blasOf(info string) string {
-	_, rest, ok := strings.Cut(info, "BLAS: ")
-	if !ok {
-		return "unknown"
-	}
-	blas, _, _ := strings.Cut(rest, "; bridge:")
-	return blas
 }
 
 func hostName() string {

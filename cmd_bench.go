@@ -58,7 +58,7 @@ func runBench(ctx context.Context, args []string, s stdio) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	env := benchEnv{blas: blasOf(info), host: hostName(), date: time.Now().UTC().Format(time.RFC3339)}
+	env := benchEnv{blas: strings.Join(info.BLAS, ", "), host: hostName(), date: time.Now().UTC().Format(time.RFC3339)}
 	rows, err := benchAll(ctx, cfg, env, s, log)
 	if err != nil {
 		return err

@@ -406,16 +406,6 @@ func TestSummarizeLevel(t *testing.T) {
 	}
 }
 
-func TestBlasOf(t *testing.T) {
-	info := "torch 1.13.0; intra-op threads 2; OpenMP; BLAS: /usr/lib/libopenblas.so; bridge: /x/libcbridge.so"
-	if got := blasOf(info); got != "/usr/lib/libopenblas.so" {
-		t.Errorf("blasOf = %q", got)
-	}
-	if got := blasOf("no blas here"); got != "unknown" {
-		t.Errorf("blasOf without BLAS = %q", got)
-	}
-}
-
 // BenchmarkDecodeStep times one batched decode step through the bridge, the
 // cost that bounds `bench` (the engine's own share is under 1%): nano-ru by
 // default, or the exported model in $DIALOGBOT_BENCH_MODEL (for example a

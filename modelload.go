@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
-	"strings"
 
 	"github.com/dialogbot/dialogbot/model"
 	"github.com/dialogbot/dialogbot/torch"
@@ -102,21 +101,15 @@ func deviceFor(meta model.Meta, requested string) (string, error) {
 		"or export the model again without --quantize", errCPUOnly, meta.Quantize, requested)
 }
 
-// int8EngineHint warns when an int8 export runs where int8 does not pay.
-// Dynamic int8 is fast with fbgemm (libtorch's X86/FBGEMM engines: 8.9
-// against 26.8 ms a token in fp32 on an H200 host's CPU, 2 threads) and
-// no faster than fp32 with oneDNN's, the only one Debian's libtorch has.
-func int8EngineHint(meta model.Meta, runtimeInfo string) string {
-	if meta.Quantize != "int8" {
+// int8EngineHint warns when an int8 export runs where int8 does not pay:
+// its one-row kernel (the decode step of one chat) needs AVX2 and FMA, and
+// without them runs a portable loop slower than float32's BLAS.
+func int8EngineHint(meta model.Meta, rt torch.Runtime) string {
+	if meta.Quantize != "int8" || rt.Int8AVX2 {
 		return ""
 	}
-	_, rest, found := strings.Cut(runtimeInfo, "quantized engine ")
-	engine, _, _ := strings.Cut(rest, ";")
-	if !found || engine == "X86" || engine == "FBGEMM" {
-		return ""
-	}
-	return fmt.Sprintf("this int8 model runs on libtorch's %s quantized engine, where int8 is no faster than float32; "+
-		"with fbgemm (the X86 engine of pip's torch) it is 3x faster, or export without --quantize", engine)
+	return "this int8 model runs without AVX2/FMA on this CPU, where its kernel is slower than float32: " +
+		"export without --quantize, or with --quantize both and model.dtype = \"auto\""
 }
 
 // engineOptions bounds the prompt tokens per prefill step by device. On a

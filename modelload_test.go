@@ -2,29 +2,27 @@ package main
 
 import (
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/torch"
 )
 
 func TestInt8EngineHint(t *testing.T) {
-	const onednn = "torch 1.13.0; intra-op threads 2; quantized engine ONEDNN; ATen/Parallel: ..."
-	const x86 = "torch 2.11.0; intra-op threads 2; quantized engine X86; ATen/Parallel: ..."
 	cases := []struct {
-		quantize, info string
-		warn           bool
+		quantize string
+		avx2     bool
+		warn     bool
 	}{
-		{"int8", onednn, true},
-		{"int8", x86, false},
-		{"int8", strings.Replace(x86, "X86", "FBGEMM", 1), false},
-		{"none", onednn, false},
-		{"", onednn, false},
+		{"int8", false, true},
+		{"int8", true, false},
+		{"none", false, false},
+		{"", false, false},
 	}
 	for _, c := range cases {
-		hint := int8EngineHint(model.Meta{Quantize: c.quantize}, c.info)
+		hint := int8EngineHint(model.Meta{Quantize: c.quantize}, torch.Runtime{Int8AVX2: c.avx2})
 		if (hint != "") != c.warn {
-			t.Errorf("quantize %q on %q: hint %q, want a hint: %v", c.quantize, c.info, hint, c.warn)
+			t.Errorf("quantize %q, AVX2 %v: hint %q, want a hint: %v", c.quantize, c.avx2, hint, c.warn)
 		}
 	}
 }

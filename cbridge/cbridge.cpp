@@ -84,7 +84,28 @@ std::optional<torch::ScalarType> parse_dtype(const std::string &name) {
   throw std::runtime_error("unknown dtype \"" + name + "\" (want float32, float16 or bfloat16)");
 }
 
+void copy_str(char *dst, size_t cap, const std::string &src) {
+  size_t n = std::min(src.size(), cap - 1);
+  std::memcpy(dst, src.data(), n);
+  dst[n] = '\0';
+}
+
+const char *parallel_backend() {
+#if AT_PARALLEL_OPENMP
+  return "OpenMP";
+#elif AT_PARALLEL_NATIVE
+  return "native thread pool";
+#elif AT_PARALLEL_NATIVE_TBB
+  return "TBB";
+#else
+  return "unknown";
+#endif
+}
+
 }  // namespace
+
+// From linear_w8.cpp.
+bool linear_w8_avx2();
 
 #ifdef CBRIDGE_CUDA
 // DecodeGraph is one decode step (one new token in each of the first `rows`
@@ -397,17 +418,24 @@ char *cb_cuda_device_count(int32_t *count) {
   });
 }
 
-char *cb_runtime_info(char *buf, size_t cap) {
+char *cb_runtime_info(cb_runtime *out) {
   return guarded("runtime info", [&] {
-    std::ostringstream s;
-    s << "torch " << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << "; intra-op threads " << at::get_num_threads()
-      // The engine that runs int8 exports (fbgemm/x86 or onednn): their speed differs by far.
-      << "; quantized engine " << c10::toString(at::globalContext().qEngine()) << "; " << at::get_parallel_info();
-    std::string text = s.str();
-    if (cap == 0) return;
-    size_t n = std::min(text.size(), cap - 1);
-    std::memcpy(buf, text.data(), n);
-    buf[n] = '\0';
+    *out = cb_runtime{};
+    out->torch_major = TORCH_VERSION_MAJOR, out->torch_minor = TORCH_VERSION_MINOR;
+    out->torch_patch = TORCH_VERSION_PATCH;
+    out->intra_op_threads = at::get_num_threads();
+    out->inter_op_threads = at::get_num_interop_threads();
+    out->cuda_devices = torch::cuda::is_available() ? static_cast<int32_t>(torch::cuda::device_count()) : 0;
+    out->mkldnn = at::hasMKLDNN() ? 1 : 0;
+    out->int8_avx2 = linear_w8_avx2() ? 1 : 0;
+    copy_str(out->parallel_backend, sizeof out->parallel_backend, parallel_backend());
+    copy_str(out->quantized_engine, sizeof out->quantized_engine, c10::toString(at::globalContext().qEngine()));
+    std::string engines;
+    for (auto e : at::globalContext().supportedQEngines()) {
+      if (e == at::QEngine::NoQEngine) continue;
+      engines += (engines.empty() ? "" : ",") + std::string(c10::toString(e));
+    }
+    copy_str(out->quantized_engines, sizeof out->quantized_engines, engines);
   });
 }
 

@@ -204,6 +204,9 @@ torch::Tensor linear_w8(const torch::Tensor &x, const torch::Tensor &w, const to
 
 }  // namespace
 
+// linear_w8_avx2 tells cb_runtime_info whether the fast path runs here.
+bool linear_w8_avx2() { return have_avx2(); }
+
 TORCH_LIBRARY(dialogbot, m) {
   m.def("linear_w8(Tensor x, Tensor w, Tensor scale, Tensor? bias) -> Tensor");
 }
