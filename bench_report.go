@@ -37,6 +37,7 @@ type benchRow struct {
 	PromptTokens int    `json:"prompt_tokens"`
 	NewTokens    int    `json:"new_tokens"`
 	Turns        int    `json:"turns"` // requests per conversation
+	Load         int    `json:"load"`  // busy threads beside the run (--load)
 	BLAS         string `json:"blas"`
 	Host         string `json:"host"`
 	Date         string `json:"date"`
@@ -72,7 +73,7 @@ func (e benchEnv) fillCommon(r benchRow, cfg benchConfig) benchRow {
 	if r.Threads <= 0 {
 		r.Threads = runtime.NumCPU() // what openModel gives libtorch
 	}
-	r.PromptTokens, r.NewTokens, r.Turns = cfg.PromptTokens, cfg.NewTokens, cfg.Turns
+	r.PromptTokens, r.NewTokens, r.Turns, r.Load = cfg.PromptTokens, cfg.NewTokens, cfg.Turns, cfg.Load
 	r.BLAS, r.Host, r.Date = e.blas, e.host, e.date
 	return r
 }

@@ -33,6 +33,7 @@ type benchConfig struct {
 	Baseline     string
 	Turns        int  // requests per conversation (1: independent requests)
 	NoReuse      bool // conversations do not reuse their cached prompts
+	Load         int  // busy threads competing for the CPU during the run
 }
 
 // context is the most tokens one request's cache must hold: the whole
@@ -59,7 +60,12 @@ func runBench(ctx context.Context, args []string, s stdio) error {
 	}
 	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	env := benchEnv{blas: strings.Join(info.BLAS, ", "), host: hostName(), date: time.Now().UTC().Format(time.RFC3339)}
+	if cfg.Load > 0 {
+		fmt.Fprintf(s.err, "bench: %d busy thread(s) compete for the CPU during the run (--load)\n", cfg.Load)
+	}
+	stopLoad := startLoad(cfg.Load)
 	rows, err := benchAll(ctx, cfg, env, s, log)
+	stopLoad()
 	if err != nil {
 		return err
 	}
@@ -107,6 +113,7 @@ func parseBenchFlags(args []string, s stdio) (benchConfig, error) {
 	fs.IntVar(&cfg.Threads, "threads", 0, "libtorch CPU threads (0: all cores)")
 	fs.IntVar(&cfg.Turns, "turns", 1, "requests per conversation: each prompt is the last one, its reply and --prompt-tokens new tokens, as a chat's history grows")
 	fs.BoolVar(&cfg.NoReuse, "no-reuse", false, "with --turns: run every prompt whole instead of reusing the conversation's cached one (for comparison)")
+	fs.IntVar(&cfg.Load, "load", 0, "busy threads to run beside the measurement, like that many busy processes on a shared machine (0: none)")
 	seed := fs.Uint64("seed", 1, "seed of the random prompts")
 	fs.StringVar(&cfg.JSON, "json", "", "also write the rows as a JSON list to this file")
 	fs.StringVar(&cfg.Baseline, "baseline", "", "JSON lines (or a JSON list) from ../shared/bench/hf_generate_baseline.py to compare with")
@@ -140,6 +147,8 @@ func (c benchConfig) validate() error {
 		return fmt.Errorf("%w: --turns must be at least 1, got %d", errUsage, c.Turns)
 	case c.Threads < 0:
 		return fmt.Errorf("%w: --threads must not be negative, got %d", errUsage, c.Threads)
+	case c.Load < 0:
+		return fmt.Errorf("%w: --load must not be negative, got %d", errUsage, c.Load)
 	}
 	switch c.Dtype {
 	case "", "auto", "float32", "float16", "bfloat16":
