@@ -14,7 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/engine"
+	"github.com/dialogbot/dialogbot/model/sample"
+
 	"github.com/dialogbot/dialogbot/torch"
 )
 
@@ -36,7 +38,7 @@ func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv,
 	// cost per step apart from libtorch's.
 	var timed *timedStepper
 	opts := benchModelOptions(cfg, dev)
-	opts.Instrument = func(m model.Stepper) model.Stepper {
+	opts.Instrument = func(m engine.Stepper) engine.Stepper {
 		timed = &timedStepper{Stepper: m}
 		return timed
 	}
@@ -78,13 +80,13 @@ func benchModelOptions(cfg benchConfig, dev string) modelOptions {
 }
 
 // benchLevel warms up, then measures one concurrency level.
-func benchLevel(ctx context.Context, eng *model.Engine, timed *timedStepper, vocab int, cfg benchConfig, concurrency int) (benchRow, error) {
+func benchLevel(ctx context.Context, eng *engine.Engine, timed *timedStepper, vocab int, cfg benchConfig, concurrency int) (benchRow, error) {
 	prompts := promptSource{seed: cfg.Seed, vocab: vocab, n: cfg.PromptTokens}
 	run := func(total int, part func(int) []int, keys string) ([]reqResult, error) {
 		if cfg.Turns > 1 {
 			return runConversations(ctx, eng, concurrency, total, cfg, part, keys)
 		}
-		return runClients(ctx, eng, concurrency, total, func(i int) model.Request { return benchRequest(part(i), cfg.NewTokens) })
+		return runClients(ctx, eng, concurrency, total, func(i int) engine.Request { return benchRequest(part(i), cfg.NewTokens) })
 	}
 	if n := cfg.warmupAt(concurrency); n > 0 {
 		warm := func(i int) []int { return prompts.prompt(-1 - i) } // prompts unlike the measured ones
@@ -112,7 +114,7 @@ func benchLevel(ctx context.Context, eng *model.Engine, timed *timedStepper, voc
 // as conversations of cfg.Turns turns. A conversation stays on one client,
 // turn after turn, like a chat waiting for each reply: turn t's prompt is
 // turn t-1's prompt, its reply and the new part(c*turns+t).
-func runConversations(ctx context.Context, eng *model.Engine, clients, total int, cfg benchConfig, part func(int) []int, keys string) ([]reqResult, error) {
+func runConversations(ctx context.Context, eng *engine.Engine, clients, total int, cfg benchConfig, part func(int) []int, keys string) ([]reqResult, error) {
 	turns := cfg.Turns
 	convs := (total + turns - 1) / turns
 	results := make([]reqResult, 0, convs*turns)
@@ -141,8 +143,8 @@ func runConversations(ctx context.Context, eng *model.Engine, clients, total int
 
 // benchRequest is greedy with no stop ids, so every reply has exactly
 // newTokens tokens, as the baseline's min_new_tokens makes its replies.
-func benchRequest(prompt []int, newTokens int) model.Request {
-	return model.Request{Prompt: prompt, Params: model.SamplingParams{
+func benchRequest(prompt []int, newTokens int) engine.Request {
+	return engine.Request{Prompt: prompt, Params: sample.SamplingParams{
 		Greedy: true, Temperature: 1, TopP: 1, RepetitionPenalty: 1, MaxNewTokens: newTokens}}
 }
 
@@ -174,7 +176,7 @@ type reqResult struct {
 // runClients runs total requests from `clients` goroutines, each issuing
 // its next request as soon as its last one is answered. The first error
 // stops all clients.
-func runClients(ctx context.Context, eng *model.Engine, clients, total int, mk func(int) model.Request) ([]reqResult, error) {
+func runClients(ctx context.Context, eng *engine.Engine, clients, total int, mk func(int) engine.Request) ([]reqResult, error) {
 	results := make([]reqResult, total)
 	err := runClientsOver(ctx, clients, total, func(ctx context.Context, i int) error {
 		r, err := timeRequest(ctx, eng, mk(i))
@@ -210,7 +212,7 @@ func runClientsOver(ctx context.Context, clients, n int, work func(context.Conte
 
 // timeRequest measures one request; the engine reports its first token
 // through OnToken, from the engine's goroutine.
-func timeRequest(ctx context.Context, eng *model.Engine, req model.Request) (reqResult, error) {
+func timeRequest(ctx context.Context, eng *engine.Engine, req engine.Request) (reqResult, error) {
 	var first atomic.Int64
 	start := time.Now()
 	req.OnToken = func(n int) {
@@ -237,8 +239,8 @@ func checkLengths(results []reqResult, want int) error {
 	return nil
 }
 
-func statsSince(before, after model.EngineStats) model.EngineStats {
-	return model.EngineStats{
+func statsSince(before, after engine.EngineStats) engine.EngineStats {
+	return engine.EngineStats{
 		PrefillSteps: after.PrefillSteps - before.PrefillSteps,
 		DecodeSteps:  after.DecodeSteps - before.DecodeSteps,
 		DecodeRows:   after.DecodeRows - before.DecodeRows,
@@ -268,11 +270,11 @@ func gpuMemoryMB(device string) float64 {
 // timedStepper adds up the time spent in the model's calls (the bridge and
 // libtorch); the rest of the wall time is the engine's and the clients'.
 type timedStepper struct {
-	model.Stepper
+	engine.Stepper
 	spent atomic.Int64 // nanoseconds
 }
 
-func (t *timedStepper) Step(in model.StepInput, out *model.StepOutput) error {
+func (t *timedStepper) Step(in engine.StepInput, out *engine.StepOutput) error {
 	defer t.since(time.Now())
 	return t.Stepper.Step(in, out)
 }

@@ -9,12 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/engine"
 )
 
 // summarizeLevel turns one concurrency level's measured requests into a row
 // (device and environment fields are filled by the caller).
-func summarizeLevel(results []reqResult, wall time.Duration, st model.EngineStats, concurrency, newTokens int) benchRow {
+func summarizeLevel(results []reqResult, wall time.Duration, st engine.EngineStats, concurrency, newTokens int) benchRow {
 	latency := make([]float64, len(results))
 	ttft := make([]float64, len(results))
 	tokens := 0

@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dialogbot/dialogbot/model/engine"
+
 	"github.com/dialogbot/dialogbot/internal/fakemodel"
 	"github.com/dialogbot/dialogbot/internal/testmodel"
-	"github.com/dialogbot/dialogbot/model"
 	"github.com/dialogbot/dialogbot/torch"
 )
 
@@ -345,10 +346,10 @@ func TestPromptSourceIsSeededAndAvoidsSpecialIDs(t *testing.T) {
 func TestRunClientsKeepsChatsBusy(t *testing.T) {
 	fm := fakemodel.New(50, 4, 64)
 	fm.Delay = time.Millisecond
-	eng := model.NewEngine(fm, model.EngineOptions{})
+	eng := engine.NewEngine(fm, engine.EngineOptions{})
 	defer eng.Close()
 	p := promptSource{seed: 2, vocab: 50, n: 3}
-	mk := func(i int) model.Request { return benchRequest(p.prompt(i), 5) }
+	mk := func(i int) engine.Request { return benchRequest(p.prompt(i), 5) }
 	results, err := runClients(context.Background(), eng, 4, 10, mk)
 	if err != nil {
 		t.Fatal(err)
@@ -371,10 +372,10 @@ func TestRunClientsKeepsChatsBusy(t *testing.T) {
 
 func TestRunClientsStopsAtFirstError(t *testing.T) {
 	fm := fakemodel.New(50, 2, 64)
-	fm.FailStep = func(in model.StepInput) bool { return len(in.Tokens) > 3 } // prefill of the 4-token prompt
-	eng := model.NewEngine(fm, model.EngineOptions{})
+	fm.FailStep = func(in engine.StepInput) bool { return len(in.Tokens) > 3 } // prefill of the 4-token prompt
+	eng := engine.NewEngine(fm, engine.EngineOptions{})
 	defer eng.Close()
-	mk := func(i int) model.Request { return benchRequest([]int{3, 4, 5, 6}, 2) }
+	mk := func(i int) engine.Request { return benchRequest([]int{3, 4, 5, 6}, 2) }
 	_, err := runClients(context.Background(), eng, 2, 6, mk)
 	if err == nil || !strings.Contains(err.Error(), "fake model failure") {
 		t.Errorf("err %v, want the model's failure", err)
@@ -397,7 +398,7 @@ func TestSummarizeLevel(t *testing.T) {
 		{latency: 300 * time.Millisecond, ttft: 30 * time.Millisecond, reply: make([]int, 10)},
 		{latency: 200 * time.Millisecond, ttft: 20 * time.Millisecond, reply: make([]int, 10)},
 	}
-	st := model.EngineStats{DecodeSteps: 9, DecodeRows: 27, PrefillSteps: 1}
+	st := engine.EngineStats{DecodeSteps: 9, DecodeRows: 27, PrefillSteps: 1}
 	r := summarizeLevel(results, 2*time.Second, st, 3, 10)
 	want := benchRow{Concurrency: 3, Requests: 3, TokensPerS: 15, P50ms: 200, P95ms: 300, MsPerToken: 20,
 		TTFTP50ms: 20, RowsPerStep: 3, DecodeSteps: 9, PrefillSteps: 1, WallS: 2, PeakRSSMB: r.PeakRSSMB}
@@ -439,7 +440,7 @@ func benchDecodeStep(b *testing.B, dir string, batch int) {
 	}
 	defer lm.Close()
 	st := torchStepper{lm.Module}
-	prefill, decode := model.StepInput{}, model.StepInput{}
+	prefill, decode := engine.StepInput{}, engine.StepInput{}
 	p := promptSource{seed: 1, vocab: lm.Meta.VocabSize, n: promptLen}
 	for slot := range batch {
 		prefill.Slots, decode.Slots = append(prefill.Slots, int32(slot)), append(decode.Slots, int32(slot))
@@ -449,7 +450,7 @@ func benchDecodeStep(b *testing.B, dir string, batch int) {
 		}
 		decode.Tokens = append(decode.Tokens, int64(firstPlainID+slot))
 	}
-	out := model.StepOutput{K: 1}
+	out := engine.StepOutput{K: 1}
 	length := capacity // forces a prefill before the first decode step
 	step := func() {
 		if length == capacity { // refill the cache, untimed, when it is full

@@ -10,6 +10,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/tokenizer"
+
 	"github.com/dialogbot/dialogbot/model"
 	"github.com/dialogbot/dialogbot/model/dataset"
 )
@@ -87,7 +90,7 @@ func runDataset(ctx context.Context, args []string, s stdio) error {
 	if err != nil {
 		return err
 	}
-	tok, err := model.LoadTokenizer(fl.tokenizer)
+	tok, err := tokenizer.LoadTokenizer(fl.tokenizer)
 	if err != nil {
 		return err
 	}
@@ -129,7 +132,7 @@ func (f datasetFlags) config() (dataset.Config, error) {
 	if context == 0 {
 		context = defaultContext
 	}
-	pf, err := model.ParseFormat(format)
+	pf, err := dialog.ParseFormat(format)
 	if err != nil {
 		return dataset.Config{}, fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -12,12 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+
 	"github.com/mymmrac/telego"
 
 	"github.com/dialogbot/dialogbot/bot"
 	"github.com/dialogbot/dialogbot/internal/telegramtest"
 	"github.com/dialogbot/dialogbot/internal/testmodel"
-	"github.com/dialogbot/dialogbot/model"
 )
 
 // serveSeed fixes sampling: reply i of a process uses seed serveSeed+i, in
@@ -120,7 +121,7 @@ func checkReset(t *testing.T, api *telegramtest.Server) string {
 }
 
 // checkHistory reads a chat's stored history once serve has stopped.
-func checkHistory(t *testing.T, db string, chatID int64, want ...model.Turn) {
+func checkHistory(t *testing.T, db string, chatID int64, want ...dialog.Turn) {
 	t.Helper()
 	store, err := bot.OpenStore(context.Background(), db, 100)
 	if err != nil {
@@ -291,5 +292,5 @@ func privateMsg(id int64, text string) *telego.Message {
 		Chat: telego.Chat{ID: id, Type: telego.ChatTypePrivate}, Text: text}
 }
 
-func user(text string) model.Turn    { return model.Turn{Speaker: model.User, Text: text} }
-func botTurn(text string) model.Turn { return model.Turn{Speaker: model.Bot, Text: text} }
+func user(text string) dialog.Turn    { return dialog.Turn{Speaker: dialog.User, Text: text} }
+func botTurn(text string) dialog.Turn { return dialog.Turn{Speaker: dialog.Bot, Text: text} }

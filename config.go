@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/dialogbot/dialogbot/model/dialog"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/BurntSushi/toml"
 )
 
 // Config is dialogbot's configuration: defaults, then a TOML file, then the
@@ -213,7 +213,7 @@ func (m ModelConfig) validate() error {
 		errs = append(errs, fmt.Errorf("model.dtype: %q (want \"auto\", \"float32\", \"float16\" or \"bfloat16\")", m.DType))
 	}
 	if m.PromptFormat != "" {
-		if _, err := model.ParseFormat(m.PromptFormat); err != nil {
+		if _, err := dialog.ParseFormat(m.PromptFormat); err != nil {
 			errs = append(errs, fmt.Errorf("model.prompt_format: %w", err))
 		}
 	}

@@ -8,6 +8,11 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/engine"
+	"github.com/dialogbot/dialogbot/model/sample"
+	"github.com/dialogbot/dialogbot/model/tokenizer"
+
 	"github.com/dialogbot/dialogbot/model"
 	"github.com/dialogbot/dialogbot/torch"
 )
@@ -23,7 +28,7 @@ type modelOptions struct {
 	MaxContext   int    // tokens per sequence; 0: the model's, at most defaultMaxContext
 	// Instrument, when set, wraps the model as the engine sees it (bench
 	// times the bridge calls this way).
-	Instrument func(model.Stepper) model.Stepper
+	Instrument func(engine.Stepper) engine.Stepper
 }
 
 // defaultMaxContext bounds the KV cache per sequence when the config does
@@ -34,9 +39,9 @@ const defaultMaxContext = 1024
 // loadedModel is everything serving needs from a model directory.
 type loadedModel struct {
 	Meta      model.Meta
-	Tokenizer *model.Tokenizer
+	Tokenizer *tokenizer.Tokenizer
 	Module    *torch.Module
-	Engine    *model.Engine
+	Engine    *engine.Engine
 }
 
 func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
@@ -48,12 +53,12 @@ func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 		return nil, err
 	}
 	if o.PromptFormat != "" {
-		if _, err := model.ParseFormat(o.PromptFormat); err != nil {
+		if _, err := dialog.ParseFormat(o.PromptFormat); err != nil {
 			return nil, err
 		}
 		meta.PromptFormat = o.PromptFormat
 	}
-	tok, err := model.LoadTokenizer(filepath.Join(o.Dir, model.TokenizerFile))
+	tok, err := tokenizer.LoadTokenizer(filepath.Join(o.Dir, model.TokenizerFile))
 	if err != nil {
 		return nil, err
 	}
@@ -77,11 +82,11 @@ func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 			log.Warn(hint)
 		}
 	}
-	var stepper model.Stepper = torchStepper{mod}
+	var stepper engine.Stepper = torchStepper{mod}
 	if o.Instrument != nil {
 		stepper = o.Instrument(stepper)
 	}
-	eng := model.NewEngine(stepper, engineOptions(mod.Device()))
+	eng := engine.NewEngine(stepper, engineOptions(mod.Device()))
 	return &loadedModel{Meta: meta, Tokenizer: tok, Module: mod, Engine: eng}, nil
 }
 
@@ -124,11 +129,11 @@ func int8EngineHint(meta model.Meta, runtimeInfo string) string {
 // chats' decoding going; a GPU runs thousands of tokens in about the time
 // of one, so there small chunks only make new chats wait (measured on an
 // H200: 256-token chunks held 256 chats to 180 rows per decode step).
-func engineOptions(device string) model.EngineOptions {
+func engineOptions(device string) engine.EngineOptions {
 	if device == "cpu" {
-		return model.EngineOptions{PrefillChunk: 256}
+		return engine.EngineOptions{PrefillChunk: 256}
 	}
-	return model.EngineOptions{PrefillChunk: 8192}
+	return engine.EngineOptions{PrefillChunk: 8192}
 }
 
 func torchOptions(o modelOptions, meta model.Meta) torch.Options {
@@ -161,22 +166,22 @@ func (m *loadedModel) Close() error {
 }
 
 // generator makes the reply generator for these generation settings.
-func (m *loadedModel) generator(g GenerationConfig, greedy bool) (*model.Generator, error) {
-	params := model.SamplingParams{
+func (m *loadedModel) generator(g GenerationConfig, greedy bool) (*engine.Generator, error) {
+	params := sample.SamplingParams{
 		Greedy: greedy, Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP,
 		RepetitionPenalty: g.RepetitionPenalty, NoRepeatNgram: g.NoRepeatNgramSize,
 		MinNewTokens: g.MinNewTokens, MaxNewTokens: g.MaxNewTokens,
 	}
 	if greedy { // plain argmax, comparable with a reference implementation
-		params = model.SamplingParams{Greedy: true, Temperature: 1, TopP: 1, RepetitionPenalty: 1, MaxNewTokens: g.MaxNewTokens}
+		params = sample.SamplingParams{Greedy: true, Temperature: 1, TopP: 1, RepetitionPenalty: 1, MaxNewTokens: g.MaxNewTokens}
 	}
 	budget := m.Module.Capacity() - g.MaxNewTokens
 	if budget <= 0 {
 		return nil, fmt.Errorf("generation.max_new_tokens %d leaves no room for a prompt in a context of %d", g.MaxNewTokens, m.Module.Capacity())
 	}
-	return model.NewGenerator(m.Engine, m.Tokenizer, model.GeneratorOptions{
+	return engine.NewGenerator(m.Engine, m.Tokenizer, engine.GeneratorOptions{
 		Format:     m.Meta.Format(),
-		Limits:     model.PromptLimits{MaxTurns: g.MaxTurns, MaxTokens: budget},
+		Limits:     dialog.PromptLimits{MaxTurns: g.MaxTurns, MaxTokens: budget},
 		Params:     params,
 		Candidates: g.Candidates,
 		Seed:       uint64(g.Seed),
@@ -184,11 +189,11 @@ func (m *loadedModel) generator(g GenerationConfig, greedy bool) (*model.Generat
 	})
 }
 
-// torchStepper adapts torch.Module to model.Stepper: their step types have
+// torchStepper adapts torch.Module to engine.Stepper: their step types have
 // the same fields, so they convert without copying.
 type torchStepper struct{ *torch.Module }
 
-func (s torchStepper) Step(in model.StepInput, out *model.StepOutput) error {
+func (s torchStepper) Step(in engine.StepInput, out *engine.StepOutput) error {
 	return s.Module.Step(torch.StepInput(in), (*torch.StepOutput)(out))
 }
 

@@ -7,13 +7,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/engine"
+
 	"github.com/dialogbot/dialogbot/bot"
-	"github.com/dialogbot/dialogbot/model"
 )
 
 // modelReplier answers the bot's chats with the model.
 type modelReplier struct {
-	gen     *model.Generator
+	gen     *engine.Generator
 	timeout time.Duration
 	log     *slog.Logger
 }
@@ -41,7 +43,7 @@ func newReplier(ctx context.Context, cfg Config, log *slog.Logger) (bot.Replier,
 // logEngineStats says at shutdown what the engine did, so an operator sees
 // how full the batches were and how much of the prompts the chats' cached
 // prompts spared.
-func logEngineStats(log *slog.Logger, st model.EngineStats) {
+func logEngineStats(log *slog.Logger, st engine.EngineStats) {
 	log.Info("engine stats", "generated_tokens", st.Tokens, "prompt_tokens", st.PromptTokens,
 		"reused_prompt_tokens", st.ReusedTokens, "decode_steps", st.DecodeSteps, "prefill_steps", st.PrefillSteps,
 		"rows_per_decode_step", fmt.Sprintf("%.2f", st.RowsPerDecodeStep()))
@@ -55,7 +57,7 @@ func modelOptionsFrom(cfg Config, dir string) modelOptions {
 		Slots: cfg.Model.Slots, MaxContext: cfg.Model.MaxContext, PromptFormat: cfg.Model.PromptFormat}
 }
 
-func (r *modelReplier) Reply(ctx context.Context, chatID int64, turns []model.Turn) (string, error) {
+func (r *modelReplier) Reply(ctx context.Context, chatID int64, turns []dialog.Turn) (string, error) {
 	if r.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.timeout)

@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
+
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
 
@@ -58,7 +59,7 @@ func (s *Store) Close() error { return s.db.Close() }
 // keeps its start for several messages, which lets the engine reuse the
 // chat's cached prompt; a window sliding one turn at a time would change
 // the start of every prompt.
-func (s *Store) Append(ctx context.Context, chatID int64, t model.Turn) error {
+func (s *Store) Append(ctx context.Context, chatID int64, t dialog.Turn) error {
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO turns (chat_id, speaker, text) VALUES (?, ?, ?)`,
 		chatID, int(t.Speaker), t.Text); err != nil {
 		return fmt.Errorf("append turn: %w", err)
@@ -79,15 +80,15 @@ func (s *Store) Append(ctx context.Context, chatID int64, t model.Turn) error {
 }
 
 // History returns a chat's kept turns, oldest first.
-func (s *Store) History(ctx context.Context, chatID int64) ([]model.Turn, error) {
+func (s *Store) History(ctx context.Context, chatID int64) ([]dialog.Turn, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT speaker, text FROM turns WHERE chat_id = ? ORDER BY seq`, chatID)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
 	defer rows.Close()
-	var turns []model.Turn
+	var turns []dialog.Turn
 	for rows.Next() {
-		var t model.Turn
+		var t dialog.Turn
 		if err := rows.Scan(&t.Speaker, &t.Text); err != nil {
 			return nil, fmt.Errorf("read history: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dialogbot/dialogbot/model/dialog"
 	"os"
 	"path/filepath"
 )
@@ -65,14 +66,14 @@ func (m Meta) validate() error {
 	if m.NLayer <= 0 || m.NHead <= 0 || m.HeadDim <= 0 || m.VocabSize <= 0 || m.NPositions <= 0 {
 		return errors.New("n_layer, n_head, head_dim, vocab_size and n_positions must be positive")
 	}
-	if _, err := ParseFormat(m.PromptFormat); err != nil {
+	if _, err := dialog.ParseFormat(m.PromptFormat); err != nil {
 		return err
 	}
 	return nil
 }
 
 // Format is the model's prompt format.
-func (m Meta) Format() Format {
-	f, _ := ParseFormat(m.PromptFormat)
+func (m Meta) Format() dialog.Format {
+	f, _ := dialog.ParseFormat(m.PromptFormat)
 	return f
 }

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/tokenizer"
+
 	"github.com/dialogbot/dialogbot/internal/testfile"
-	"github.com/dialogbot/dialogbot/model"
 )
 
 var updateGolden = flag.Bool("update-golden", false, "rewrite ids and mask of testdata/prompt_golden.json with the shared ru tokenizer")
@@ -43,14 +45,14 @@ type goldenFile struct {
 	Cases     []goldenCase `json:"cases"`
 }
 
-func (c goldenCase) modelTurns(tb testing.TB) []model.Turn {
-	out := make([]model.Turn, len(c.Turns))
+func (c goldenCase) modelTurns(tb testing.TB) []dialog.Turn {
+	out := make([]dialog.Turn, len(c.Turns))
 	for i, t := range c.Turns {
 		switch t.Speaker {
 		case "user":
-			out[i] = model.Turn{Speaker: model.User, Text: t.Text}
+			out[i] = dialog.Turn{Speaker: dialog.User, Text: t.Text}
 		case "bot":
-			out[i] = model.Turn{Speaker: model.Bot, Text: t.Text}
+			out[i] = dialog.Turn{Speaker: dialog.Bot, Text: t.Text}
 		default:
 			tb.Fatalf("%s: speaker %q", c.Name, t.Speaker)
 		}
@@ -74,11 +76,11 @@ func loadGolden(tb testing.TB) goldenFile {
 func TestPromptGoldenText(t *testing.T) {
 	for _, c := range loadGolden(t).Cases {
 		t.Run(c.Name, func(t *testing.T) {
-			f, err := model.ParseFormat(c.Format)
+			f, err := dialog.ParseFormat(c.Format)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var kept []model.Turn
+			var kept []dialog.Turn
 			for _, turn := range c.modelTurns(t) {
 				if turn.Text = strings.TrimSpace(turn.Text); turn.Text != "" {
 					kept = append(kept, turn)
@@ -105,7 +107,7 @@ func TestPromptGolden(t *testing.T) {
 	g := loadGolden(t)
 	for i, c := range g.Cases {
 		t.Run(c.Name, func(t *testing.T) {
-			f, _ := model.ParseFormat(c.Format)
+			f, _ := dialog.ParseFormat(c.Format)
 			// max_tokens is the prompt's limit, so the context is it plus the new tokens.
 			lim := Limits{Context: c.MaxTokens + 40, MaxNewTokens: 40, MaxTurns: c.MaxTurns}
 			ids, promptLen, err := EncodeExample(tok, f, c.modelTurns(t), c.Target, lim)
@@ -136,10 +138,10 @@ func TestPromptGolden(t *testing.T) {
 	}
 }
 
-func sharedTokenizer(tb testing.TB) *model.Tokenizer {
+func sharedTokenizer(tb testing.TB) *tokenizer.Tokenizer {
 	tb.Helper()
 	path := filepath.Join(sharedDir(tb), "tokenizers", "ru-tokenizer.json")
-	tok, err := model.LoadTokenizer(path)
+	tok, err := tokenizer.LoadTokenizer(path)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 // runeEncoder is a fake tokenizer: the special tokens get ids 0..2 and every
@@ -29,7 +29,7 @@ func (runeEncoder) Encode(text string) []int {
 }
 
 func special(s string) (int, int) {
-	for id, tag := range []string{model.EOS, model.TagFirst, model.TagSecond} {
+	for id, tag := range []string{dialog.EOS, dialog.TagFirst, dialog.TagSecond} {
 		if strings.HasPrefix(s, tag) {
 			return id, len(tag)
 		}

@@ -1,4 +1,4 @@
-package model_test
+package engine_test
 
 import (
 	"context"
@@ -10,17 +10,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/engine"
+	"github.com/dialogbot/dialogbot/model/sample"
+
 	"github.com/dialogbot/dialogbot/internal/fakemodel"
-	"github.com/dialogbot/dialogbot/model"
 )
 
-func greedyParams(maxNew int) model.SamplingParams {
-	return model.SamplingParams{Greedy: true, Temperature: 1, TopP: 1, RepetitionPenalty: 1, MaxNewTokens: maxNew}
+func greedyParams(maxNew int) sample.SamplingParams {
+	return sample.SamplingParams{Greedy: true, Temperature: 1, TopP: 1, RepetitionPenalty: 1, MaxNewTokens: maxNew}
 }
 
-func newEngine(tb testing.TB, m model.Stepper, opts model.EngineOptions) *model.Engine {
+func newEngine(tb testing.TB, m engine.Stepper, opts engine.EngineOptions) *engine.Engine {
 	tb.Helper()
-	e := model.NewEngine(m, opts)
+	e := engine.NewEngine(m, opts)
 	tb.Cleanup(e.Close)
 	return e
 }
@@ -49,13 +52,13 @@ func TestEngineGreedyMatchesReference(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			fm := fakemodel.New(97, 4, 128)
-			e := newEngine(t, fm, model.EngineOptions{PrefillChunk: c.chunk})
+			e := newEngine(t, fm, engine.EngineOptions{PrefillChunk: c.chunk})
 			p := prompt(7, c.promptLen, 97)
 			stops := map[int]bool{}
 			for _, s := range c.stops {
 				stops[s] = true
 			}
-			got, err := e.Generate(context.Background(), model.Request{Prompt: p, Params: greedyParams(c.maxNew), StopIDs: c.stops})
+			got, err := e.Generate(context.Background(), engine.Request{Prompt: p, Params: greedyParams(c.maxNew), StopIDs: c.stops})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +91,7 @@ func waitFree(tb testing.TB, fm *fakemodel.Model) {
 func TestEngineBatchesConcurrentRequests(t *testing.T) {
 	fm := fakemodel.New(101, 16, 96)
 	fm.Delay = time.Millisecond
-	e := newEngine(t, fm, model.EngineOptions{PrefillChunk: 16})
+	e := newEngine(t, fm, engine.EngineOptions{PrefillChunk: 16})
 	const n = 40
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -97,7 +100,7 @@ func TestEngineBatchesConcurrentRequests(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			p := prompt(i, 3+i%20, 101)
-			got, err := e.Generate(context.Background(), model.Request{Prompt: p, Params: greedyParams(10 + i%7)})
+			got, err := e.Generate(context.Background(), engine.Request{Prompt: p, Params: greedyParams(10 + i%7)})
 			if err != nil {
 				errs <- err
 				return
@@ -124,10 +127,10 @@ func TestEngineBatchesConcurrentRequests(t *testing.T) {
 
 func TestEngineCandidatesShareThePrefill(t *testing.T) {
 	fm := fakemodel.New(50, 6, 64)
-	e := newEngine(t, fm, model.EngineOptions{})
-	params := model.DefaultSampling()
+	e := newEngine(t, fm, engine.EngineOptions{})
+	params := sample.DefaultSampling()
 	params.MaxNewTokens = 8
-	req := model.Request{Prompt: prompt(3, 6, 50), Params: params, Candidates: 3, Seed: 42}
+	req := engine.Request{Prompt: prompt(3, 6, 50), Params: params, Candidates: 3, Seed: 42}
 	a, err := e.Generate(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -152,11 +155,11 @@ func TestEngineCandidatesShareThePrefill(t *testing.T) {
 
 func TestEngineCancelFreesSlots(t *testing.T) {
 	fm := fakemodel.New(50, 2, 1<<20)
-	e := newEngine(t, fm, model.EngineOptions{})
+	e := newEngine(t, fm, engine.EngineOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Cancel from inside the generation, so it cannot finish first.
-	req := model.Request{Prompt: []int{1, 2}, Params: greedyParams(1 << 19), OnToken: func(n int) {
+	req := engine.Request{Prompt: []int{1, 2}, Params: greedyParams(1 << 19), OnToken: func(n int) {
 		if n == 5 {
 			cancel()
 		}
@@ -166,7 +169,7 @@ func TestEngineCancelFreesSlots(t *testing.T) {
 	}
 	waitFree(t, fm)
 	// The engine still serves.
-	if _, err := e.Generate(context.Background(), model.Request{Prompt: []int{1}, Params: greedyParams(3)}); err != nil {
+	if _, err := e.Generate(context.Background(), engine.Request{Prompt: []int{1}, Params: greedyParams(3)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -174,12 +177,12 @@ func TestEngineCancelFreesSlots(t *testing.T) {
 func TestEngineModelErrorFailsOnlyThatStep(t *testing.T) {
 	fm := fakemodel.New(50, 2, 64)
 	fail := true
-	fm.FailStep = func(model.StepInput) bool { f := fail; fail = false; return f }
-	e := newEngine(t, fm, model.EngineOptions{})
-	if _, err := e.Generate(context.Background(), model.Request{Prompt: []int{1}, Params: greedyParams(3)}); err == nil {
+	fm.FailStep = func(engine.StepInput) bool { f := fail; fail = false; return f }
+	e := newEngine(t, fm, engine.EngineOptions{})
+	if _, err := e.Generate(context.Background(), engine.Request{Prompt: []int{1}, Params: greedyParams(3)}); err == nil {
 		t.Fatal("no error from a failing step")
 	}
-	if _, err := e.Generate(context.Background(), model.Request{Prompt: []int{1}, Params: greedyParams(3)}); err != nil {
+	if _, err := e.Generate(context.Background(), engine.Request{Prompt: []int{1}, Params: greedyParams(3)}); err != nil {
 		t.Fatalf("engine did not recover: %v", err)
 	}
 	waitFree(t, fm)
@@ -187,16 +190,16 @@ func TestEngineModelErrorFailsOnlyThatStep(t *testing.T) {
 
 func TestEngineRejectsBadRequests(t *testing.T) {
 	fm := fakemodel.New(50, 2, 8)
-	e := newEngine(t, fm, model.EngineOptions{})
+	e := newEngine(t, fm, engine.EngineOptions{})
 	cases := []struct {
 		name string
-		req  model.Request
+		req  engine.Request
 		want error
 	}{
-		{"prompt over capacity", model.Request{Prompt: make([]int, 8), Params: greedyParams(1)}, model.ErrPromptTooLong},
-		{"too many candidates", model.Request{Prompt: []int{1}, Params: greedyParams(1), Candidates: 3}, nil},
-		{"token out of range", model.Request{Prompt: []int{50}, Params: greedyParams(1)}, nil},
-		{"empty prompt", model.Request{Params: greedyParams(1)}, nil},
+		{"prompt over capacity", engine.Request{Prompt: make([]int, 8), Params: greedyParams(1)}, dialog.ErrPromptTooLong},
+		{"too many candidates", engine.Request{Prompt: []int{1}, Params: greedyParams(1), Candidates: 3}, nil},
+		{"token out of range", engine.Request{Prompt: []int{50}, Params: greedyParams(1)}, nil},
+		{"empty prompt", engine.Request{Params: greedyParams(1)}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -211,18 +214,18 @@ func TestEngineRejectsBadRequests(t *testing.T) {
 func TestEngineCloseFailsWaitingAndLeavesNoGoroutine(t *testing.T) {
 	before := runtime.NumGoroutine()
 	fm := fakemodel.New(50, 1, 100000)
-	e := model.NewEngine(fm, model.EngineOptions{})
+	e := engine.NewEngine(fm, engine.EngineOptions{})
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.Generate(context.Background(), model.Request{Prompt: []int{1}, Params: greedyParams(90000)})
+		_, err := e.Generate(context.Background(), engine.Request{Prompt: []int{1}, Params: greedyParams(90000)})
 		done <- err
 	}()
 	time.Sleep(10 * time.Millisecond)
 	e.Close()
-	if err := <-done; !errors.Is(err, model.ErrEngineClosed) {
+	if err := <-done; !errors.Is(err, engine.ErrEngineClosed) {
 		t.Fatalf("err %v, want ErrEngineClosed", err)
 	}
-	if _, err := e.Generate(context.Background(), model.Request{Prompt: []int{1}, Params: greedyParams(1)}); !errors.Is(err, model.ErrEngineClosed) {
+	if _, err := e.Generate(context.Background(), engine.Request{Prompt: []int{1}, Params: greedyParams(1)}); !errors.Is(err, engine.ErrEngineClosed) {
 		t.Fatalf("after close: %v", err)
 	}
 	time.Sleep(10 * time.Millisecond)
@@ -236,7 +239,7 @@ func TestEngineCloseFailsWaitingAndLeavesNoGoroutine(t *testing.T) {
 func BenchmarkEngineStep64(b *testing.B) {
 	const active = 64
 	fm := fakemodel.New(64, active, 1<<20)
-	e := model.NewEngine(fm, model.EngineOptions{})
+	e := engine.NewEngine(fm, engine.EngineOptions{})
 	defer e.Close()
 	steps := b.N/1 + 1
 	var wg sync.WaitGroup
@@ -245,7 +248,7 @@ func BenchmarkEngineStep64(b *testing.B) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if _, err := e.Generate(context.Background(), model.Request{Prompt: []int{i % 64}, Params: greedyParams(steps)}); err != nil {
+			if _, err := e.Generate(context.Background(), engine.Request{Prompt: []int{i % 64}, Params: greedyParams(steps)}); err != nil {
 				b.Error(err)
 			}
 		}(i)

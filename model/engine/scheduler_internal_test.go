@@ -1,8 +1,9 @@
-package model
+package engine
 
 import (
 	"context"
 	"errors"
+	"github.com/dialogbot/dialogbot/model/sample"
 	"testing"
 )
 
@@ -32,7 +33,7 @@ func TestFailLeavesSlotsOfOtherJobsAlone(t *testing.T) {
 	m := &slotStepper{}
 	s := newScheduler(&Engine{model: m, opts: EngineOptions{PrefillChunk: 8}})
 	newJob := func(candidates int) *job {
-		return &job{req: Request{Prompt: []int{1, 2}, Params: DefaultSampling(), Candidates: candidates},
+		return &job{req: Request{Prompt: []int{1, 2}, Params: sample.DefaultSampling(), Candidates: candidates},
 			ctx: context.Background(), done: make(chan jobResult, 1)}
 	}
 	first := newJob(2)

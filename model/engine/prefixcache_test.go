@@ -1,4 +1,4 @@
-package model_test
+package engine_test
 
 import (
 	"cmp"
@@ -8,19 +8,21 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/model/engine"
+	"github.com/dialogbot/dialogbot/model/sample"
+
 	"github.com/dialogbot/dialogbot/internal/fakemodel"
-	"github.com/dialogbot/dialogbot/model"
 )
 
 // converse runs turns of one conversation: each prompt is the last prompt,
 // its reply and a new message, as the bot builds them.
-func converse(t *testing.T, e *model.Engine, key string, turns int, params model.SamplingParams) [][]int {
+func converse(t *testing.T, e *engine.Engine, key string, turns int, params sample.SamplingParams) [][]int {
 	t.Helper()
 	var prompt, replies []int
 	var out [][]int
 	for turn := range turns {
 		prompt = append(append(prompt, replies...), prompt2(turn, 5, 50)...)
-		c, err := e.Generate(context.Background(), model.Request{Prompt: slices.Clone(prompt), Params: params, CacheKey: key})
+		c, err := e.Generate(context.Background(), engine.Request{Prompt: slices.Clone(prompt), Params: params, CacheKey: key})
 		if err != nil {
 			t.Fatalf("turn %d: %v", turn, err)
 		}
@@ -36,7 +38,7 @@ func prompt2(seed, n, vocab int) []int { return prompt(seed+100, n, vocab) }
 // only the new part of each prompt, and says exactly what it says without.
 func TestPrefixReuseGivesTheSameReplies(t *testing.T) {
 	fm := fakemodel.New(50, 4, 256)
-	e := newEngine(t, fm, model.EngineOptions{})
+	e := newEngine(t, fm, engine.EngineOptions{})
 	const newTokens = 6
 	plain := converse(t, e, "", 4, greedyParams(newTokens))
 	waitFree(t, fm)
@@ -84,9 +86,9 @@ func TestPrefixReuseGivesTheSameReplies(t *testing.T) {
 // cache is freed.
 func TestPrefixReuseMismatchStartsOver(t *testing.T) {
 	fm := fakemodel.New(50, 4, 256)
-	e := newEngine(t, fm, model.EngineOptions{})
+	e := newEngine(t, fm, engine.EngineOptions{})
 	run := func(p []int) []int {
-		c, err := e.Generate(context.Background(), model.Request{Prompt: p, Params: greedyParams(4), CacheKey: "k"})
+		c, err := e.Generate(context.Background(), engine.Request{Prompt: p, Params: greedyParams(4), CacheKey: "k"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +101,7 @@ func TestPrefixReuseMismatchStartsOver(t *testing.T) {
 	if e.Stats().ReusedTokens != before {
 		t.Errorf("reused tokens from an unrelated prompt")
 	}
-	c, err := e.Generate(context.Background(), model.Request{Prompt: other, Params: greedyParams(4)})
+	c, err := e.Generate(context.Background(), engine.Request{Prompt: other, Params: greedyParams(4)})
 	if err != nil || !slices.Equal(c[0].IDs, got) {
 		t.Fatalf("got %v, want %v (%v)", got, c, err)
 	}
@@ -118,10 +120,10 @@ func TestPrefixReuseMismatchStartsOver(t *testing.T) {
 // every slot parked, new conversations evict the oldest.
 func TestParkedCachesGiveWay(t *testing.T) {
 	fm := fakemodel.New(50, 3, 128)
-	e := newEngine(t, fm, model.EngineOptions{})
-	params := model.DefaultSampling()
+	e := newEngine(t, fm, engine.EngineOptions{})
+	params := sample.DefaultSampling()
 	params.MaxNewTokens = 5
-	first := model.Request{Prompt: prompt(1, 6, 50), Params: params, Candidates: 3, Seed: 1, CacheKey: "a"}
+	first := engine.Request{Prompt: prompt(1, 6, 50), Params: params, Candidates: 3, Seed: 1, CacheKey: "a"}
 	out, err := e.Generate(context.Background(), first)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +133,7 @@ func TestParkedCachesGiveWay(t *testing.T) {
 	if len(used) != 1 {
 		t.Fatalf("parked %v, want one slot", used)
 	}
-	best := slices.MaxFunc(out, func(a, b model.Completion) int { return cmp.Compare(a.MeanLogProb, b.MeanLogProb) })
+	best := slices.MaxFunc(out, func(a, b engine.Completion) int { return cmp.Compare(a.MeanLogProb, b.MeanLogProb) })
 	gen := best.IDs
 	if !best.Stopped {
 		gen = gen[:len(gen)-1] // the last token was never fed
@@ -146,7 +148,7 @@ func TestParkedCachesGiveWay(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Go(func() {
-			r := model.Request{Prompt: prompt(10+i, 6, 50), Params: params, Candidates: 1 + i%3, Seed: 2, CacheKey: string(rune('b' + i))}
+			r := engine.Request{Prompt: prompt(10+i, 6, 50), Params: params, Candidates: 1 + i%3, Seed: 2, CacheKey: string(rune('b' + i))}
 			if _, err := e.Generate(context.Background(), r); err != nil {
 				t.Error(err)
 			}
@@ -162,19 +164,19 @@ func TestParkedCachesGiveWay(t *testing.T) {
 // stale cache before evicting another conversation's (found in review).
 func TestOwnSupersededCachesGoFirst(t *testing.T) {
 	fm := fakemodel.New(50, 2, 200)
-	e := newEngine(t, fm, model.EngineOptions{})
-	gen := func(r model.Request) {
+	e := newEngine(t, fm, engine.EngineOptions{})
+	gen := func(r engine.Request) {
 		if _, err := e.Generate(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
 	}
 	px := prompt(1, 8, 50)
-	gen(model.Request{Prompt: px, Params: greedyParams(4), CacheKey: "x"})
-	gen(model.Request{Prompt: prompt(2, 8, 50), Params: greedyParams(4), CacheKey: "a"})
+	gen(engine.Request{Prompt: px, Params: greedyParams(4), CacheKey: "x"})
+	gen(engine.Request{Prompt: prompt(2, 8, 50), Params: greedyParams(4), CacheKey: "a"})
 	// Both slots are parked, x's the older. a starts over (nothing shared) and needs one.
-	gen(model.Request{Prompt: prompt(3, 8, 50), Params: greedyParams(4), CacheKey: "a"})
+	gen(engine.Request{Prompt: prompt(3, 8, 50), Params: greedyParams(4), CacheKey: "a"})
 	before := e.Stats().ReusedTokens
-	gen(model.Request{Prompt: slices.Concat(px, []int{1, 2}), Params: greedyParams(4), CacheKey: "x"})
+	gen(engine.Request{Prompt: slices.Concat(px, []int{1, 2}), Params: greedyParams(4), CacheKey: "x"})
 	if e.Stats().ReusedTokens == before {
 		t.Error("x's cache was evicted, though a's stale cache was there to free")
 	}
@@ -186,10 +188,10 @@ func TestOwnSupersededCachesGoFirst(t *testing.T) {
 func TestBrokenSlotsRefuseWhatCannotFit(t *testing.T) {
 	fm := fakemodel.New(50, 2, 64)
 	fm.FailSetLength = func(slot, n int) bool { return slot == 1 && n == 0 }
-	e := newEngine(t, fm, model.EngineOptions{})
-	params := model.DefaultSampling()
+	e := newEngine(t, fm, engine.EngineOptions{})
+	params := sample.DefaultSampling()
 	params.MaxNewTokens = 3
-	two := model.Request{Prompt: prompt(1, 4, 50), Params: params, Candidates: 2, Seed: 1}
+	two := engine.Request{Prompt: prompt(1, 4, 50), Params: params, Candidates: 2, Seed: 1}
 	if _, err := e.Generate(context.Background(), two); err != nil {
 		t.Fatal(err) // runs, then slot 1 cannot be reset
 	}
@@ -197,7 +199,7 @@ func TestBrokenSlotsRefuseWhatCannotFit(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "only 1 of the model's slots are usable") {
 		t.Fatalf("err %v, want a refusal naming the usable slots", err)
 	}
-	if _, err := e.Generate(context.Background(), model.Request{Prompt: prompt(2, 4, 50), Params: greedyParams(3)}); err != nil {
+	if _, err := e.Generate(context.Background(), engine.Request{Prompt: prompt(2, 4, 50), Params: greedyParams(3)}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package model
+package tokenizer
 
 // The heap strategy for long words, a transcription of Hugging Face's
 // Word::merge_all: candidates in a min-heap by (rank, position), symbols in

@@ -1,7 +1,8 @@
-package model
+package tokenizer
 
 import (
 	"encoding/json"
+	"github.com/dialogbot/dialogbot/model/dialog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,8 +121,8 @@ func TestTokenizerSharedLookups(t *testing.T) {
 		vocabSize int
 		tokens    map[string]int
 	}{
-		{"gpt2-tokenizer.json", 50257, map[string]int{EOS: 50256, "Ġthe": 262}},
-		{"ru-tokenizer.json", 16000, map[string]int{EOS: 0, TagFirst: 1, TagSecond: 2}},
+		{"gpt2-tokenizer.json", 50257, map[string]int{dialog.EOS: 50256, "Ġthe": 262}},
+		{"ru-tokenizer.json", 16000, map[string]int{dialog.EOS: 0, dialog.TagFirst: 1, dialog.TagSecond: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

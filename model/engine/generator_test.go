@@ -1,4 +1,4 @@
-package model_test
+package engine_test
 
 import (
 	"context"
@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/engine"
+
 	"github.com/dialogbot/dialogbot/internal/fakemodel"
-	"github.com/dialogbot/dialogbot/model"
 )
 
 // letters is a codec for tests: id i is the letter 'a'+i (ids 0-2 are the
@@ -36,20 +38,20 @@ func (l letters) DecodeReply(ids []int) string {
 
 func (l letters) TokenID(token string) (int, bool) {
 	switch token {
-	case model.EOS:
+	case dialog.EOS:
 		return 0, true
-	case model.TagFirst:
+	case dialog.TagFirst:
 		return 1, true
-	case model.TagSecond:
+	case dialog.TagSecond:
 		return 2, true
 	}
 	return 0, false
 }
 
-func newGenerator(tb testing.TB, fm *fakemodel.Model, fallback string) *model.Generator {
+func newGenerator(tb testing.TB, fm *fakemodel.Model, fallback string) *engine.Generator {
 	tb.Helper()
-	g, err := model.NewGenerator(newEngine(tb, fm, model.EngineOptions{}), letters{fm.VocabSize}, model.GeneratorOptions{
-		Format: model.FormatRuDialoGPT, Limits: model.PromptLimits{MaxTurns: 6, MaxTokens: 40},
+	g, err := engine.NewGenerator(newEngine(tb, fm, engine.EngineOptions{}), letters{fm.VocabSize}, engine.GeneratorOptions{
+		Format: dialog.FormatRuDialoGPT, Limits: dialog.PromptLimits{MaxTurns: 6, MaxTokens: 40},
 		Params: greedyParams(8), Fallback: fallback, Seed: 1,
 	})
 	if err != nil {
@@ -61,12 +63,12 @@ func newGenerator(tb testing.TB, fm *fakemodel.Model, fallback string) *model.Ge
 func TestGeneratorRepliesWithTheModelsTokens(t *testing.T) {
 	fm := fakemodel.New(26, 4, 64)
 	g := newGenerator(t, fm, "hm")
-	turns := []model.Turn{{Speaker: model.User, Text: "hello"}}
+	turns := []dialog.Turn{{Speaker: dialog.User, Text: "hello"}}
 	r, err := g.Reply(context.Background(), "", turns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	prompt, _ := model.BuildPrompt(letters{26}, model.FormatRuDialoGPT, turns, model.PromptLimits{MaxTokens: 40})
+	prompt, _ := dialog.BuildPrompt(letters{26}, dialog.FormatRuDialoGPT, turns, dialog.PromptLimits{MaxTokens: 40})
 	stops := map[int]bool{0: true, 1: true, 2: true}
 	want := letters{26}.DecodeReply(fakemodel.Greedy(prompt, 26, 8, stops))
 	if r.Text != want || r.Fallback || want == "" {
@@ -80,7 +82,7 @@ func TestGeneratorFallsBackAfterTwoEmptyReplies(t *testing.T) {
 	fm := fakemodel.New(26, 4, 64)
 	fm.Shape = func(logits []float32) { logits[1] = 100 } // @@ПЕРВЫЙ@@ always wins
 	steps := fm.Steps
-	r, err := newGenerator(t, fm, "hm").Reply(context.Background(), "", []model.Turn{{Speaker: model.User, Text: "hello"}})
+	r, err := newGenerator(t, fm, "hm").Reply(context.Background(), "", []dialog.Turn{{Speaker: dialog.User, Text: "hello"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,20 +96,20 @@ func TestGeneratorFallsBackAfterTwoEmptyReplies(t *testing.T) {
 
 func TestGeneratorRefusesAPromptTooLong(t *testing.T) {
 	g := newGenerator(t, fakemodel.New(26, 4, 64), "hm")
-	_, err := g.Reply(context.Background(), "", []model.Turn{{Speaker: model.User, Text: strings.Repeat("x", 100)}})
-	if !errors.Is(err, model.ErrPromptTooLong) {
+	_, err := g.Reply(context.Background(), "", []dialog.Turn{{Speaker: dialog.User, Text: strings.Repeat("x", 100)}})
+	if !errors.Is(err, dialog.ErrPromptTooLong) {
 		t.Errorf("err %v, want ErrPromptTooLong", err)
 	}
 }
 
 func TestNewGeneratorNeedsTheFormatsTokens(t *testing.T) {
-	e := newEngine(t, fakemodel.New(26, 4, 64), model.EngineOptions{})
-	_, err := model.NewGenerator(e, noTags{letters{26}}, model.GeneratorOptions{Format: model.FormatRuDialoGPT, Params: greedyParams(4)})
-	if err == nil || !strings.Contains(err.Error(), model.TagFirst) {
-		t.Errorf("err %v, want one naming %s", err, model.TagFirst)
+	e := newEngine(t, fakemodel.New(26, 4, 64), engine.EngineOptions{})
+	_, err := engine.NewGenerator(e, noTags{letters{26}}, engine.GeneratorOptions{Format: dialog.FormatRuDialoGPT, Params: greedyParams(4)})
+	if err == nil || !strings.Contains(err.Error(), dialog.TagFirst) {
+		t.Errorf("err %v, want one naming %s", err, dialog.TagFirst)
 	}
 }
 
 type noTags struct{ letters }
 
-func (noTags) TokenID(token string) (int, bool) { return 0, token == model.EOS }
+func (noTags) TokenID(token string) (int, bool) { return 0, token == dialog.EOS }

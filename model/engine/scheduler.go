@@ -1,9 +1,11 @@
-package model
+package engine
 
 import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/dialogbot/dialogbot/model/sample"
 )
 
 // scheduler is the engine's loop state. Only the loop goroutine touches it.
@@ -135,7 +137,7 @@ func (s *scheduler) admit() {
 			ids := make([]int, len(j.req.Prompt), len(j.req.Prompt)+j.req.Params.MaxNewTokens+1)
 			copy(ids, j.req.Prompt)
 			j.seqs = append(j.seqs, &sequence{job: j, index: i, slot: slot, ids: ids, ownsSlot: true,
-				sampler: NewSampler(j.req.Params, j.rng(i), j.req.StopIDs)})
+				sampler: sample.NewSampler(j.req.Params, j.rng(i), j.req.StopIDs)})
 		}
 		s.prefilling = append(s.prefilling, j)
 	}
@@ -302,7 +304,7 @@ func (s *scheduler) sampleAll(picks []pick) {
 	var needFull []pick
 	for _, p := range picks {
 		err := s.sample(p.q, s.candidates(p.row))
-		if errors.Is(err, ErrNeedFullLogits) {
+		if errors.Is(err, sample.ErrNeedFullLogits) {
 			needFull = append(needFull, p)
 		} else if err != nil {
 			s.fail(p.q.job, err)
@@ -324,7 +326,7 @@ func (s *scheduler) sampleAll(picks []pick) {
 		}
 		err := fetchErr // one sequence's error must not fail the others
 		if err == nil {
-			c := Candidates{Logits: full[i*vocab : (i+1)*vocab], Full: true, LogSumExp: s.out.LSE[p.row]}
+			c := sample.Candidates{Logits: full[i*vocab : (i+1)*vocab], Full: true, LogSumExp: s.out.LSE[p.row]}
 			err = s.sample(p.q, c)
 		}
 		if err != nil {
@@ -334,22 +336,22 @@ func (s *scheduler) sampleAll(picks []pick) {
 }
 
 // candidates views row i of the last step's output.
-func (s *scheduler) candidates(i int) Candidates {
+func (s *scheduler) candidates(i int) sample.Candidates {
 	k := s.out.K
 	if k <= 0 || k >= s.e.model.Vocab() {
 		v := s.e.model.Vocab()
-		return Candidates{Logits: s.out.Logits[i*v : (i+1)*v], Full: true, LogSumExp: s.out.LSE[i]}
+		return sample.Candidates{Logits: s.out.Logits[i*v : (i+1)*v], Full: true, LogSumExp: s.out.LSE[i]}
 	}
-	return Candidates{IDs: s.out.IDs[i*k : (i+1)*k], Logits: s.out.Logits[i*k : (i+1)*k], LogSumExp: s.out.LSE[i]}
+	return sample.Candidates{IDs: s.out.IDs[i*k : (i+1)*k], Logits: s.out.Logits[i*k : (i+1)*k], LogSumExp: s.out.LSE[i]}
 }
 
 // sample draws q's next token and retires q when it is done.
-func (s *scheduler) sample(q *sequence, c Candidates) error {
+func (s *scheduler) sample(q *sequence, c sample.Candidates) error {
 	if q.done {
 		return nil
 	}
 	if q.sampler.Wanted() == 0 && !c.Full {
-		return ErrNeedFullLogits
+		return sample.ErrNeedFullLogits
 	}
 	id, logprob, err := q.sampler.Next(q.ids, q.generated, c)
 	if err != nil {

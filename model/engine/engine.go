@@ -1,4 +1,4 @@
-package model
+package engine
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
+
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/sample"
 )
 
 // StepInput is one batched forward pass: row i continues the sequence in
@@ -45,7 +48,7 @@ type Stepper interface {
 // Request asks for Candidates continuations of one prompt.
 type Request struct {
 	Prompt     []int
-	Params     SamplingParams
+	Params     sample.SamplingParams
 	Candidates int    // sequences sampled from the prompt in one batch (default 1)
 	Seed       uint64 // candidate i uses a PCG source seeded with (Seed, i)
 	StopIDs    []int
@@ -192,7 +195,7 @@ func (e *Engine) check(r *Request) error {
 		return errors.New("empty prompt")
 	}
 	if len(r.Prompt) >= e.model.Capacity() {
-		return fmt.Errorf("%w: %d prompt tokens, the cache holds %d per sequence", ErrPromptTooLong, len(r.Prompt), e.model.Capacity())
+		return fmt.Errorf("%w: %d prompt tokens, the cache holds %d per sequence", dialog.ErrPromptTooLong, len(r.Prompt), e.model.Capacity())
 	}
 	vocab := e.model.Vocab()
 	for _, id := range r.Prompt {
@@ -225,7 +228,7 @@ type sequence struct {
 	ids       []int // prompt + generated
 	generated int
 	logprob   float64
-	sampler   *Sampler
+	sampler   *sample.Sampler
 	done      bool
 	stopped   bool
 	ownsSlot  bool // false once the slot is freed or handed to a parked cache

@@ -1,8 +1,10 @@
-package model
+package engine
 
 import (
 	"context"
 	"fmt"
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/sample"
 	"math/rand/v2"
 	"sync/atomic"
 )
@@ -16,9 +18,9 @@ type TextCodec interface {
 
 // GeneratorOptions say how replies are made.
 type GeneratorOptions struct {
-	Format     Format
-	Limits     PromptLimits
-	Params     SamplingParams
+	Format     dialog.Format
+	Limits     dialog.PromptLimits
+	Params     sample.SamplingParams
 	Candidates int    // sampled in one batch; the best by mean log-probability wins
 	Seed       uint64 // 0: a random seed per reply; else reply i uses Seed+i
 	Fallback   string // said when the model twice gives nothing usable
@@ -65,8 +67,8 @@ func NewGenerator(e *Engine, codec TextCodec, o GeneratorOptions) (*Generator, e
 // replaced by the fallback phrase. ErrPromptTooLong means the newest turn
 // alone does not fit. conversation names the chat the turns come from, so
 // the engine can reuse the cache of its last prompt ("": no reuse).
-func (g *Generator) Reply(ctx context.Context, conversation string, turns []Turn) (Reply, error) {
-	prompt, err := BuildPrompt(g.codec, g.opts.Format, turns, g.opts.Limits)
+func (g *Generator) Reply(ctx context.Context, conversation string, turns []dialog.Turn) (Reply, error) {
+	prompt, err := dialog.BuildPrompt(g.codec, g.opts.Format, turns, g.opts.Limits)
 	if err != nil {
 		return Reply{}, err
 	}
