@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/model/dialog"
 	"github.com/dialogbot/dialogbot/model/engine"
 )
@@ -30,7 +31,7 @@ func runChat(ctx context.Context, args []string, s stdio) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := LoadConfig(*configPath)
+	cfg, err := config.Load(*configPath)
 	if err != nil {
 		return err
 	}

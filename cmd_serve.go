@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/dialogbot/dialogbot/bot"
+	"github.com/dialogbot/dialogbot/internal/config"
 )
 
 func init() {
@@ -19,7 +20,7 @@ func runServe(ctx context.Context, args []string, s stdio) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := LoadConfig(*path)
+	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
 	}
@@ -52,7 +53,7 @@ func newLogger(s stdio, verbose bool) *slog.Logger {
 }
 
 // botOptions maps the config onto the bot's options.
-func botOptions(cfg Config) bot.Options {
+func botOptions(cfg config.Config) bot.Options {
 	t, b := cfg.Telegram, cfg.Bot
 	o := bot.DefaultOptions()
 	o.Token, o.APIURL, o.Mode = t.Token, t.APIURL, t.Mode

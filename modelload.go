@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/model/dialog"
 	"github.com/dialogbot/dialogbot/model/engine"
 	"github.com/dialogbot/dialogbot/model/sample"
@@ -166,7 +167,7 @@ func (m *loadedModel) Close() error {
 }
 
 // generator makes the reply generator for these generation settings.
-func (m *loadedModel) generator(g GenerationConfig, greedy bool) (*engine.Generator, error) {
+func (m *loadedModel) generator(g config.GenerationConfig, greedy bool) (*engine.Generator, error) {
 	params := sample.SamplingParams{
 		Greedy: greedy, Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP,
 		RepetitionPenalty: g.RepetitionPenalty, NoRepeatNgram: g.NoRepeatNgramSize,

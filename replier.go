@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/model/dialog"
 	"github.com/dialogbot/dialogbot/model/engine"
 
@@ -21,7 +22,7 @@ type modelReplier struct {
 }
 
 // newReplier loads the configured model; the returned func frees it.
-func newReplier(ctx context.Context, cfg Config, log *slog.Logger) (bot.Replier, func() error, error) {
+func newReplier(ctx context.Context, cfg config.Config, log *slog.Logger) (bot.Replier, func() error, error) {
 	lm, err := openModel(modelOptionsFrom(cfg, ""), log)
 	if err != nil {
 		return nil, nil, err
@@ -49,7 +50,7 @@ func logEngineStats(log *slog.Logger, st engine.EngineStats) {
 		"rows_per_decode_step", fmt.Sprintf("%.2f", st.RowsPerDecodeStep()))
 }
 
-func modelOptionsFrom(cfg Config, dir string) modelOptions {
+func modelOptionsFrom(cfg config.Config, dir string) modelOptions {
 	if dir == "" {
 		dir = cfg.Model.Path
 	}

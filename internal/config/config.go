@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -92,8 +92,8 @@ type BotConfig struct {
 	ShutdownGrace   time.Duration `toml:"shutdown_grace"`
 }
 
-// DefaultConfig is the configuration before any file is read.
-func DefaultConfig() Config {
+// Default is the configuration before any file is read.
+func Default() Config {
 	return Config{
 		Telegram: TelegramConfig{
 			APIURL:        "https://api.telegram.org",
@@ -121,13 +121,13 @@ func DefaultConfig() Config {
 	}
 }
 
-// tokenEnv overrides telegram.token, so the token can stay out of files.
-const tokenEnv = "TELEGRAM_BOT_TOKEN"
+// TokenEnv overrides telegram.token, so the token can stay out of files.
+const TokenEnv = "TELEGRAM_BOT_TOKEN"
 
-// LoadConfig reads the config at path over the defaults (path "" = defaults
+// Load reads the config at path over the defaults (path "" = defaults
 // only), applies TELEGRAM_BOT_TOKEN and validates the result.
-func LoadConfig(path string) (Config, error) {
-	cfg := DefaultConfig()
+func Load(path string) (Config, error) {
+	cfg := Default()
 	if path != "" {
 		md, err := toml.DecodeFile(path, &cfg)
 		if err != nil {
@@ -137,7 +137,7 @@ func LoadConfig(path string) (Config, error) {
 			return Config{}, fmt.Errorf("config %s: unknown key %q", path, und[0].String())
 		}
 	}
-	if tok := os.Getenv(tokenEnv); tok != "" {
+	if tok := os.Getenv(TokenEnv); tok != "" {
 		cfg.Telegram.Token = tok
 	}
 	if err := cfg.Validate(); err != nil {
@@ -161,7 +161,7 @@ var tokenPattern = regexp.MustCompile(`^\d+:[\w-]{35}$`)
 func (c Config) ValidateToken() error {
 	switch {
 	case c.Telegram.Token == "":
-		return fmt.Errorf("telegram.token: not set (set %s or telegram.token)", tokenEnv)
+		return fmt.Errorf("telegram.token: not set (set %s or telegram.token)", TokenEnv)
 	case !tokenPattern.MatchString(c.Telegram.Token):
 		return fmt.Errorf("telegram.token: not a bot token (want digits, a colon and 35 letters, digits, _ or -)")
 	}

@@ -1,9 +1,8 @@
-package main
+package config
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -28,13 +27,13 @@ func writeConfig(t testing.TB, text string) string {
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
-	t.Setenv(tokenEnv, "")
-	cfg, err := LoadConfig("")
+	t.Setenv(TokenEnv, "")
+	cfg, err := Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(cfg, DefaultConfig()) {
-		t.Errorf("LoadConfig(\"\") differs from DefaultConfig()")
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Errorf("Load(\"\") differs from Default()")
 	}
 	g := cfg.Generation
 	if g.MaxTurns != 6 || g.MaxNewTokens != 40 || g.Temperature != 1.2 || g.TopK != 10 || g.TopP != 0.95 ||
@@ -62,12 +61,12 @@ timeout = "5s"
 [storage]
 path = "/var/lib/dialogbot.db"
 `)
-	t.Setenv(tokenEnv, validToken)
-	cfg, err := LoadConfig(path)
+	t.Setenv(TokenEnv, validToken)
+	cfg, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := DefaultConfig()
+	want := Default()
 	want.Telegram.Token = validToken // the environment wins over the file
 	want.Telegram.AdminIDs = []int64{1, 2}
 	want.Telegram.Mode = "webhook"
@@ -82,7 +81,7 @@ path = "/var/lib/dialogbot.db"
 }
 
 func TestLoadConfigErrors(t *testing.T) {
-	t.Setenv(tokenEnv, "")
+	t.Setenv(TokenEnv, "")
 	tests := []struct {
 		name string
 		toml string
@@ -116,16 +115,16 @@ func TestLoadConfigErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := LoadConfig(writeConfig(t, tc.toml))
+			_, err := Load(writeConfig(t, tc.toml))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("LoadConfig error %v, want one mentioning %q", err, tc.want)
+				t.Errorf("Load error %v, want one mentioning %q", err, tc.want)
 			}
 		})
 	}
 }
 
 func TestLoadConfigMissingFile(t *testing.T) {
-	if _, err := LoadConfig(filepath.Join(t.TempDir(), "none.toml")); err == nil {
+	if _, err := Load(filepath.Join(t.TempDir(), "none.toml")); err == nil {
 		t.Errorf("no error for a missing file")
 	}
 }
@@ -143,7 +142,7 @@ func TestValidateToken(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := DefaultConfig()
+			cfg := Default()
 			cfg.Telegram.Token = tc.token
 			err := cfg.ValidateToken()
 			if (err == nil) != tc.ok {
@@ -174,13 +173,13 @@ func configKeys(t testing.TB) []string {
 // Config to its default (so it documents the defaults truthfully) and has a
 // comment right above every key.
 func TestConfigExample(t *testing.T) {
-	t.Setenv(tokenEnv, "")
-	cfg, err := LoadConfig("config.toml.example")
+	t.Setenv(TokenEnv, "")
+	cfg, err := Load(filepath.Join("..", "..", "config.toml.example"))
 	if err != nil {
 		t.Fatalf("the example does not load: %v", err)
 	}
-	if !reflect.DeepEqual(nilEmpty(cfg), DefaultConfig()) {
-		t.Errorf("the example's values differ from the defaults:\n%+v\n%+v", cfg, DefaultConfig())
+	if !reflect.DeepEqual(nilEmpty(cfg), Default()) {
+		t.Errorf("the example's values differ from the defaults:\n%+v\n%+v", cfg, Default())
 	}
 	var probe Config
 	md, err := toml.DecodeFile("config.toml.example", &probe)
@@ -195,7 +194,7 @@ func TestConfigExample(t *testing.T) {
 	checkCommented(t, "config.toml.example")
 }
 
-// nilEmpty makes empty id lists nil, as in DefaultConfig ("[]" decodes to an empty slice).
+// nilEmpty makes empty id lists nil, as in Default ("[]" decodes to an empty slice).
 func nilEmpty(c Config) Config {
 	for _, ids := range []*[]int64{&c.Telegram.AdminIDs, &c.Telegram.AllowedUserIDs, &c.Telegram.AllowedChatIDs} {
 		if len(*ids) == 0 {
@@ -223,48 +222,5 @@ func checkCommented(t testing.TB, path string) {
 			inString = !inString
 		}
 		prev = line
-	}
-}
-
-func TestServeRefusesBadConfig(t *testing.T) {
-	tests := []struct {
-		name  string
-		toml  string
-		token string
-		want  string
-	}{
-		{"no token", "", "", "telegram.token: not set"},
-		{"malformed token", "", "123:short", "not a bot token"},
-		{"unknown key", "[bot]\nspeed = 1", validToken, "unknown key"},
-		{"no model", "", validToken, "load model"}, // model.path is empty
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(tokenEnv, tc.token)
-			var stderr bytes.Buffer
-			code := runMain(context.Background(), []string{"serve", "--config", writeConfig(t, tc.toml)},
-				stdio{in: strings.NewReader(""), out: &bytes.Buffer{}, err: &stderr})
-			if code != 1 || !strings.Contains(stderr.String(), tc.want) {
-				t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr.String(), tc.want)
-			}
-			if tc.token != "" && strings.Contains(stderr.String(), tc.token) {
-				t.Errorf("stderr shows the token")
-			}
-		})
-	}
-}
-
-func TestBotOptionsFromConfig(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Telegram.Token = validToken
-	cfg.Telegram.AdminIDs = []int64{5}
-	cfg.Bot.GroupChance = 15
-	o := botOptions(cfg)
-	if err := o.Validate(); err != nil {
-		t.Fatalf("options from the default config do not validate: %v", err)
-	}
-	if o.Token != validToken || o.AdminIDs[0] != 5 || o.GroupChance != 15 || o.StorePath != cfg.Storage.Path ||
-		o.Texts.Greeting != cfg.Telegram.Greeting || o.ReplyTimeout != cfg.Generation.Timeout {
-		t.Errorf("options %+v do not follow the config", o)
 	}
 }
