@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/dialogbot/dialogbot/internal/loader"
 )
 
 // benchRow is one device x concurrency measurement, as printed and as
@@ -57,7 +59,7 @@ type benchEnv struct {
 }
 
 // fill adds the run's settings and environment to a measured row.
-func (e benchEnv) fill(r benchRow, cfg benchConfig, lm *loadedModel) benchRow {
+func (e benchEnv) fill(r benchRow, cfg benchConfig, lm *loader.Model) benchRow {
 	r.Dtype = lm.Meta.Dtype
 	if cfg.Dtype != "" && cfg.Dtype != "auto" {
 		r.Dtype = cfg.Dtype

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dialogbot/dialogbot/internal/loader"
 	"github.com/dialogbot/dialogbot/model/engine"
 	"github.com/dialogbot/dialogbot/model/sample"
 
@@ -42,8 +43,8 @@ func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv,
 		timed = &timedStepper{Stepper: m}
 		return timed
 	}
-	lm, err := openModel(opts, log)
-	if errors.Is(err, errCPUOnly) {
+	lm, err := loader.Open(opts, log)
+	if errors.Is(err, loader.ErrCPUOnly) {
 		return nil, &deviceSkipped{reason: err.Error()}
 	}
 	if err != nil {
@@ -74,8 +75,8 @@ func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv,
 // benchModelOptions sizes the KV cache to the benchmark: a slot per chat and
 // only the context a request uses (256 full-length slots of GPT-2-small
 // would take 19 GB).
-func benchModelOptions(cfg benchConfig, dev string) modelOptions {
-	return modelOptions{Dir: cfg.Model, Device: dev, Dtype: cfg.Dtype, Threads: cfg.Threads,
+func benchModelOptions(cfg benchConfig, dev string) loader.Options {
+	return loader.Options{Dir: cfg.Model, Device: dev, Dtype: cfg.Dtype, Threads: cfg.Threads,
 		Slots: slices.Max(cfg.Concurrency), MaxContext: cfg.context()}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/dialogbot/dialogbot/model/engine"
 
 	"github.com/dialogbot/dialogbot/internal/fakemodel"
+	"github.com/dialogbot/dialogbot/internal/loader"
 	"github.com/dialogbot/dialogbot/internal/testmodel"
 	"github.com/dialogbot/dialogbot/torch"
 )
@@ -434,12 +435,12 @@ func BenchmarkDecodeStep(b *testing.B) {
 
 func benchDecodeStep(b *testing.B, dir string, batch int) {
 	const promptLen, capacity = 32, 72
-	lm, err := openModel(modelOptions{Dir: dir, Device: "cpu", Slots: batch, MaxContext: capacity}, slog.New(slog.DiscardHandler))
+	lm, err := loader.Open(loader.Options{Dir: dir, Device: "cpu", Slots: batch, MaxContext: capacity}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer lm.Close()
-	st := torchStepper{lm.Module}
+	st := loader.TorchStepper{Module: lm.Module}
 	prefill, decode := engine.StepInput{}, engine.StepInput{}
 	p := promptSource{seed: 1, vocab: lm.Meta.VocabSize, n: promptLen}
 	for slot := range batch {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dialogbot/dialogbot/internal/config"
+	"github.com/dialogbot/dialogbot/internal/loader"
 	"github.com/dialogbot/dialogbot/model/dialog"
 	"github.com/dialogbot/dialogbot/model/engine"
 )
@@ -46,12 +47,12 @@ func runChat(ctx context.Context, args []string, s stdio) error {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level}))
-	lm, err := openModel(modelOptionsFrom(cfg, *dir), log)
+	lm, err := loader.Open(loader.OptionsFrom(cfg, *dir), log)
 	if err != nil {
 		return err
 	}
 	defer lm.Close()
-	gen, err := lm.generator(cfg.Generation, *greedy)
+	gen, err := lm.Generator(cfg.Generation, *greedy)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dialogbot/dialogbot/bot"
 	"github.com/dialogbot/dialogbot/internal/config"
+	"github.com/dialogbot/dialogbot/internal/loader"
 )
 
 func init() {
@@ -28,7 +29,7 @@ func runServe(ctx context.Context, args []string, s stdio) error {
 		return err
 	}
 	log := newLogger(s, *verbose)
-	replier, closeReplier, err := newReplier(ctx, cfg, log)
+	replier, closeReplier, err := loader.NewReplier(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("load model: %w", err)
 	}

@@ -1,4 +1,4 @@
-package main
+package loader
 
 import (
 	"context"
@@ -21,13 +21,13 @@ type modelReplier struct {
 	log     *slog.Logger
 }
 
-// newReplier loads the configured model; the returned func frees it.
-func newReplier(ctx context.Context, cfg config.Config, log *slog.Logger) (bot.Replier, func() error, error) {
-	lm, err := openModel(modelOptionsFrom(cfg, ""), log)
+// NewReplier loads the configured model; the returned func frees it.
+func NewReplier(ctx context.Context, cfg config.Config, log *slog.Logger) (bot.Replier, func() error, error) {
+	lm, err := Open(OptionsFrom(cfg, ""), log)
 	if err != nil {
 		return nil, nil, err
 	}
-	gen, err := lm.generator(cfg.Generation, false)
+	gen, err := lm.Generator(cfg.Generation, false)
 	if err != nil {
 		lm.Close()
 		return nil, nil, err
@@ -50,11 +50,11 @@ func logEngineStats(log *slog.Logger, st engine.EngineStats) {
 		"rows_per_decode_step", fmt.Sprintf("%.2f", st.RowsPerDecodeStep()))
 }
 
-func modelOptionsFrom(cfg config.Config, dir string) modelOptions {
+func OptionsFrom(cfg config.Config, dir string) Options {
 	if dir == "" {
 		dir = cfg.Model.Path
 	}
-	return modelOptions{Dir: dir, Device: cfg.Model.Device, Dtype: cfg.Model.DType, Threads: cfg.Model.Threads,
+	return Options{Dir: dir, Device: cfg.Model.Device, Dtype: cfg.Model.DType, Threads: cfg.Model.Threads,
 		Slots: cfg.Model.Slots, MaxContext: cfg.Model.MaxContext, PromptFormat: cfg.Model.PromptFormat}
 }
 

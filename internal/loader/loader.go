@@ -1,4 +1,4 @@
-package main
+package loader
 
 import (
 	"errors"
@@ -18,8 +18,8 @@ import (
 	"github.com/dialogbot/dialogbot/torch"
 )
 
-// modelOptions say which exported model to load and how.
-type modelOptions struct {
+// Options say which exported model to load and how.
+type Options struct {
 	Dir          string
 	Device       string // auto, cpu, cuda, cuda:N
 	Dtype        string // "" or "auto": as exported
@@ -37,15 +37,15 @@ type modelOptions struct {
 // few turns) rarely needs more than a few hundred.
 const defaultMaxContext = 1024
 
-// loadedModel is everything serving needs from a model directory.
-type loadedModel struct {
+// Model is everything serving needs from a model directory.
+type Model struct {
 	Meta      model.Meta
 	Tokenizer *tokenizer.Tokenizer
 	Module    *torch.Module
 	Engine    *engine.Engine
 }
 
-func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
+func Open(o Options, log *slog.Logger) (*Model, error) {
 	if o.Dir == "" {
 		return nil, errors.New("no model directory given (model.path or --model)")
 	}
@@ -83,16 +83,16 @@ func openModel(o modelOptions, log *slog.Logger) (*loadedModel, error) {
 			log.Warn(hint)
 		}
 	}
-	var stepper engine.Stepper = torchStepper{mod}
+	var stepper engine.Stepper = TorchStepper{mod}
 	if o.Instrument != nil {
 		stepper = o.Instrument(stepper)
 	}
 	eng := engine.NewEngine(stepper, engineOptions(mod.Device()))
-	return &loadedModel{Meta: meta, Tokenizer: tok, Module: mod, Engine: eng}, nil
+	return &Model{Meta: meta, Tokenizer: tok, Module: mod, Engine: eng}, nil
 }
 
-// errCPUOnly: the model has CPU kernels only (dynamic int8), and a GPU was asked for.
-var errCPUOnly = errors.New("this model runs on the CPU only")
+// ErrCPUOnly: the model has CPU kernels only (dynamic int8), and a GPU was asked for.
+var ErrCPUOnly = errors.New("this model runs on the CPU only")
 
 // deviceFor picks the CPU for CPU-only models when the device is left to
 // "auto", which would otherwise choose a GPU their layers cannot run on.
@@ -105,7 +105,7 @@ func deviceFor(meta model.Meta, requested string) (string, error) {
 		return "cpu", nil
 	}
 	return "", fmt.Errorf("%w (its Linear layers are %s-quantized), but device %q was asked for: use device cpu, "+
-		"or export the model again without --quantize", errCPUOnly, meta.Quantize, requested)
+		"or export the model again without --quantize", ErrCPUOnly, meta.Quantize, requested)
 }
 
 // int8EngineHint warns when an int8 export runs where int8 does not pay.
@@ -137,7 +137,7 @@ func engineOptions(device string) engine.EngineOptions {
 	return engine.EngineOptions{PrefillChunk: 8192}
 }
 
-func torchOptions(o modelOptions, meta model.Meta) torch.Options {
+func torchOptions(o Options, meta model.Meta) torch.Options {
 	capacity := o.MaxContext
 	if capacity <= 0 {
 		capacity = min(meta.NPositions, defaultMaxContext)
@@ -161,13 +161,13 @@ func torchOptions(o modelOptions, meta model.Meta) torch.Options {
 }
 
 // Close stops the engine, then frees the model.
-func (m *loadedModel) Close() error {
+func (m *Model) Close() error {
 	m.Engine.Close()
 	return m.Module.Close()
 }
 
 // generator makes the reply generator for these generation settings.
-func (m *loadedModel) generator(g config.GenerationConfig, greedy bool) (*engine.Generator, error) {
+func (m *Model) Generator(g config.GenerationConfig, greedy bool) (*engine.Generator, error) {
 	params := sample.SamplingParams{
 		Greedy: greedy, Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP,
 		RepetitionPenalty: g.RepetitionPenalty, NoRepeatNgram: g.NoRepeatNgramSize,
@@ -190,11 +190,11 @@ func (m *loadedModel) generator(g config.GenerationConfig, greedy bool) (*engine
 	})
 }
 
-// torchStepper adapts torch.Module to engine.Stepper: their step types have
+// TorchStepper adapts torch.Module to engine.Stepper: their step types have
 // the same fields, so they convert without copying.
-type torchStepper struct{ *torch.Module }
+type TorchStepper struct{ *torch.Module }
 
-func (s torchStepper) Step(in engine.StepInput, out *engine.StepOutput) error {
+func (s TorchStepper) Step(in engine.StepInput, out *engine.StepOutput) error {
 	return s.Module.Step(torch.StepInput(in), (*torch.StepOutput)(out))
 }
 

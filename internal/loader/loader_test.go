@@ -1,4 +1,4 @@
-package main
+package loader
 
 import (
 	"errors"
@@ -47,7 +47,7 @@ func TestDeviceForCPUOnlyModels(t *testing.T) {
 	}
 	for _, c := range cases {
 		got, err := deviceFor(c.meta, c.requested)
-		if got != c.want || (err != nil) != c.err || (err != nil && !errors.Is(err, errCPUOnly)) {
+		if got != c.want || (err != nil) != c.err || (err != nil && !errors.Is(err, ErrCPUOnly)) {
 			t.Errorf("deviceFor(%+v, %q) = %q, %v; want %q, error %v", c.meta, c.requested, got, err, c.want, c.err)
 		}
 	}
