@@ -174,7 +174,7 @@ func configKeys(t testing.TB) []string {
 // comment right above every key.
 func TestConfigExample(t *testing.T) {
 	t.Setenv(TokenEnv, "")
-	cfg, err := Load(filepath.Join("..", "..", "config.toml.example"))
+	cfg, err := Load(exampleConfig)
 	if err != nil {
 		t.Fatalf("the example does not load: %v", err)
 	}
@@ -182,7 +182,7 @@ func TestConfigExample(t *testing.T) {
 		t.Errorf("the example's values differ from the defaults:\n%+v\n%+v", cfg, Default())
 	}
 	var probe Config
-	md, err := toml.DecodeFile("config.toml.example", &probe)
+	md, err := toml.DecodeFile(exampleConfig, &probe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestConfigExample(t *testing.T) {
 			t.Errorf("the example does not set %s", key)
 		}
 	}
-	checkCommented(t, "config.toml.example")
+	checkCommented(t, exampleConfig)
 }
 
 // nilEmpty makes empty id lists nil, as in Default ("[]" decodes to an empty slice).
@@ -224,3 +224,6 @@ func checkCommented(t testing.TB, path string) {
 		prev = line
 	}
 }
+
+// exampleConfig is the documented example at the repository's top.
+var exampleConfig = filepath.Join("..", "..", "config.toml.example")
