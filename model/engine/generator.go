@@ -11,7 +11,7 @@ import (
 
 // TextCodec is the tokenizer as the generator uses it.
 type TextCodec interface {
-	Encode(text string) []int
+	dialog.Encoder
 	DecodeReply(ids []int) string
 	TokenID(token string) (int, bool)
 }
