@@ -61,7 +61,6 @@ type ModelConfig struct {
 
 // GenerationConfig is how replies are sampled.
 type GenerationConfig struct {
-	MaxTurns          int           `toml:"max_turns"`
 	MaxNewTokens      int           `toml:"max_new_tokens"`
 	MinNewTokens      int           `toml:"min_new_tokens"`
 	Temperature       float64       `toml:"temperature"`
@@ -109,7 +108,7 @@ func Default() Config {
 		},
 		Model: ModelConfig{Device: "auto", DType: "auto", Slots: 24, MaxContext: 512},
 		Generation: GenerationConfig{
-			MaxTurns: 6, MaxNewTokens: 40, MinNewTokens: 1, Temperature: 1.2, TopK: 10, TopP: 0.95,
+			MaxNewTokens: 40, MinNewTokens: 1, Temperature: 1.2, TopK: 10, TopP: 0.95,
 			RepetitionPenalty: 1.2, NoRepeatNgramSize: 2, Candidates: 3, Seed: 0,
 			FallbackReply: "Хм, даже не знаю, что ответить.", Timeout: 30 * time.Second,
 		},
@@ -134,7 +133,7 @@ func Load(path string) (Config, error) {
 			return Config{}, fmt.Errorf("config %s: %w", path, err)
 		}
 		if und := md.Undecoded(); len(und) > 0 {
-			return Config{}, fmt.Errorf("config %s: unknown key %q", path, und[0].String())
+			return Config{}, fmt.Errorf("config %s: %w", path, unknownKey(und[0].String()))
 		}
 	}
 	if tok := os.Getenv(TokenEnv); tok != "" {
@@ -144,6 +143,18 @@ func Load(path string) (Config, error) {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// removedKeys are keys of earlier versions, with what replaced them.
+var removedKeys = map[string]string{
+	"generation.max_turns": "the conversation window is bot.history_turns alone",
+}
+
+func unknownKey(key string) error {
+	if why, ok := removedKeys[key]; ok {
+		return fmt.Errorf("%s was removed (%s): delete it", key, why)
+	}
+	return fmt.Errorf("unknown key %q", key)
 }
 
 // Validate reports every value that cannot work, each naming its key. The
@@ -234,7 +245,6 @@ func validDevice(d string) bool {
 
 func (g GenerationConfig) validate() error {
 	errs := []error{
-		atLeast("generation.max_turns", g.MaxTurns, 1),
 		atLeast("generation.max_new_tokens", g.MaxNewTokens, 1),
 		atLeast("generation.min_new_tokens", g.MinNewTokens, 0),
 		atLeast("generation.top_k", g.TopK, 0),

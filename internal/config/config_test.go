@@ -36,7 +36,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Errorf("Load(\"\") differs from Default()")
 	}
 	g := cfg.Generation
-	if g.MaxTurns != 6 || g.MaxNewTokens != 40 || g.Temperature != 1.2 || g.TopK != 10 || g.TopP != 0.95 ||
+	if g.MaxNewTokens != 40 || g.Temperature != 1.2 || g.TopK != 10 || g.TopP != 0.95 ||
 		g.RepetitionPenalty != 1.2 || g.NoRepeatNgramSize != 2 || g.Candidates != 3 || g.Timeout != 30*time.Second {
 		t.Errorf("generation defaults %+v", g)
 	}
@@ -89,6 +89,7 @@ func TestLoadConfigErrors(t *testing.T) {
 	}{
 		{"unknown key", "[telegram]\ntokn = \"x\"", `unknown key "telegram.tokn"`},
 		{"unknown section", "[modle]\npath = \"x\"", `unknown key "modle`},
+		{"removed key", "[generation]\nmax_turns = 6", "generation.max_turns was removed (the conversation window is bot.history_turns alone)"},
 		{"syntax", "[telegram\n", "config"},
 		{"bad mode", "[telegram]\nmode = \"push\"", "telegram.mode"},
 		{"webhook without url", "[telegram]\nmode = \"webhook\"\nwebhook_secret = \"s\"", "telegram.webhook_url"},

@@ -182,7 +182,7 @@ func (m *Model) Generator(g config.GenerationConfig, greedy bool) (*engine.Gener
 	}
 	return engine.NewGenerator(m.Engine, m.Tokenizer, engine.GeneratorOptions{
 		Format:     m.Meta.Format(),
-		Limits:     dialog.PromptLimits{MaxTurns: g.MaxTurns, MaxTokens: budget},
+		Limits:     dialog.PromptLimits{MaxTokens: budget}, // turns: the store applies dialog.Window
 		Params:     params,
 		Candidates: g.Candidates,
 		Seed:       uint64(g.Seed),
