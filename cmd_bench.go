@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dialogbot/dialogbot/internal/bench"
+	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/torch"
 )
 
@@ -103,20 +103,19 @@ func validateBench(c bench.Config) error {
 	case c.Threads < 0:
 		return fmt.Errorf("%w: --threads must not be negative, got %d", errUsage, c.Threads)
 	}
-	switch c.Dtype {
-	case "", "auto", "float32", "float16", "bfloat16":
-		return nil
+	if _, err := config.ParseDType(c.Dtype); err != nil {
+		return fmt.Errorf("%w: --dtype: %w", errUsage, err)
 	}
-	return fmt.Errorf("%w: unknown --dtype %q (want float32, float16 or bfloat16)", errUsage, c.Dtype)
+	return nil
 }
-
-var benchDevicePattern = regexp.MustCompile(`^(cpu|cuda(:\d+)?)$`)
 
 func parseDevices(list string) ([]string, error) {
 	var out []string
 	for _, d := range strings.Split(list, ",") {
 		d = strings.TrimSpace(d)
-		if !benchDevicePattern.MatchString(d) {
+		dev, err := config.ParseDevice(d)
+		if err != nil || dev == config.DeviceAuto {
+			// bench names what it measures: auto would measure one device twice
 			return nil, fmt.Errorf("%w: unknown device %q in --device (want cpu, cuda or cuda:N)", errUsage, d)
 		}
 		out = append(out, d)

@@ -159,7 +159,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"no new tokens", []string{"--model", dir, "--new-tokens", "0"}, 2, "--new-tokens must be at least 1"},
 		{"no turns", []string{"--model", dir, "--turns", "0"}, 2, "--turns must be at least 1"},
 		{"negative requests", []string{"--model", dir, "--requests", "-1"}, 2, "--requests"},
-		{"bad dtype", []string{"--model", dir, "--dtype", "int4"}, 2, "unknown --dtype"},
+		{"bad dtype", []string{"--model", dir, "--dtype", "int4"}, 2, "--dtype: unknown dtype"},
 		{"missing baseline", []string{"--model", dir, "--baseline", filepath.Join(t.TempDir(), "no.jsonl")}, 1, "read --baseline"},
 		{"bad baseline", []string{"--model", dir, "--baseline", badBaseline}, 1, "line 2"},
 	}

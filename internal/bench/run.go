@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/internal/loader"
 	"github.com/dialogbot/dialogbot/model/engine"
 	"github.com/dialogbot/dialogbot/model/sample"
@@ -77,7 +78,7 @@ func benchDevice(ctx context.Context, cfg Config, dev string, env Env, stderr io
 // only the context a request uses (256 full-length slots of GPT-2-small
 // would take 19 GB).
 func benchModelOptions(cfg Config, dev string) loader.Options {
-	return loader.Options{Dir: cfg.Model, Device: dev, Dtype: cfg.Dtype, Threads: cfg.Threads,
+	return loader.Options{Dir: cfg.Model, Device: config.Device(dev), Dtype: config.DType(cfg.Dtype), Threads: cfg.Threads,
 		Slots: slices.Max(cfg.Concurrency), MaxContext: cfg.context()}
 }
 
