@@ -71,7 +71,16 @@ func Open(o Options, log *slog.Logger) (*Model, error) {
 		return nil, err
 	}
 	o.Device = config.Device(resolved)
-	mod, err := torch.Load(torchOptions(o, meta))
+	rt, err := torch.RuntimeInfo()
+	if err != nil {
+		return nil, err
+	}
+	weights := chooseWeights(meta, o.Dtype, o.Device, rt)
+	log.Info("model weights", "file", weights.File, "why", weights.Why)
+	if weights.Int8 {
+		meta.Quantize, meta.CPUOnly = "int8", true
+	}
+	mod, err := torch.Load(torchOptions(o, meta, weights.File))
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +129,44 @@ func int8EngineHint(meta model.Meta, rt torch.Runtime) string {
 		"export without --quantize, or with --quantize both and model.dtype = \"auto\""
 }
 
+// MinInt8Agreement is the least share of export's check rows on which the
+// int8 copy must pick the float copy's most likely next token for
+// model.dtype = "auto" to use it. nano-ru's copy agrees on 94.5% of random
+// rows (random tokens make near ties common) and keeps the top-1 of all 5
+// golden prompts; a broken quantization agrees on next to none.
+const MinInt8Agreement = 0.9
+
+// weightsChoice is which copy of the weights to load, and why.
+type weightsChoice struct {
+	File string
+	Int8 bool
+	Why  string
+}
+
+// chooseWeights picks the int8 copy where it is both the fast one and
+// exact enough: on a CPU whose int8 kernel has its AVX2 path, when the
+// dtype is left to "auto" and export measured it close to the float copy.
+func chooseWeights(meta model.Meta, dtype config.DType, device config.Device, rt torch.Runtime) weightsChoice {
+	float := func(why string) weightsChoice { return weightsChoice{File: model.WeightsFile, Why: why} }
+	c := meta.Int8
+	switch {
+	case c == nil:
+		return float("the model has no int8 copy (export.py --quantize both writes one)")
+	case dtype != config.DTypeAuto && dtype != "":
+		return float(fmt.Sprintf("model.dtype = %q asks for the float copy", dtype))
+	case device != config.DeviceCPU:
+		return float(fmt.Sprintf("the int8 copy runs on the CPU only, and the device is %s", device))
+	case !rt.Int8AVX2:
+		return float("this CPU lacks AVX2/FMA, without which the int8 kernel is slower than float32")
+	case c.Top1Agreement < MinInt8Agreement:
+		return float(fmt.Sprintf("the int8 copy's top-1 agrees with float32 on only %.1f%% of %d checked rows (want %.0f%%)",
+			100*c.Top1Agreement, c.RowsChecked, 100*MinInt8Agreement))
+	}
+	return weightsChoice{File: c.File, Int8: true, Why: fmt.Sprintf("model.dtype auto on a CPU with AVX2: int8 reads a quarter "+
+		"of float32's bytes per decode step (faster, docs/cpu.md), and its top-1 agrees with float32 on %.1f%% of %d checked rows",
+		100*c.Top1Agreement, c.RowsChecked)}
+}
+
 // engineOptions bounds the prompt tokens per prefill step by device. On a
 // CPU a step costs in proportion to its tokens, so small chunks keep other
 // chats' decoding going; a GPU runs thousands of tokens in about the time
@@ -132,7 +179,7 @@ func engineOptions(device string) engine.EngineOptions {
 	return engine.EngineOptions{PrefillChunk: 8192}
 }
 
-func torchOptions(o Options, meta model.Meta) torch.Options {
+func torchOptions(o Options, meta model.Meta, weightsFile string) torch.Options {
 	capacity := o.MaxContext
 	if capacity <= 0 {
 		capacity = min(meta.NPositions, defaultMaxContext)
@@ -147,7 +194,7 @@ func torchOptions(o Options, meta model.Meta) torch.Options {
 		dtype = "float32"
 	}
 	return torch.Options{
-		Path: filepath.Join(o.Dir, model.WeightsFile),
+		Path: filepath.Join(o.Dir, weightsFile),
 		Shape: torch.Shape{Layers: meta.NLayer, Heads: meta.NHead, HeadDim: meta.HeadDim,
 			Vocab: meta.VocabSize, Positions: meta.NPositions},
 		Device: string(o.Device), Dtype: dtype, Slots: max(o.Slots, 1), Capacity: min(capacity, meta.NPositions),
