@@ -23,6 +23,16 @@ func load(tb testing.TB, dir string, slots int) *torch.Module {
 
 func loadThreads(tb testing.TB, dir string, slots, threads int) *torch.Module {
 	tb.Helper()
+	return loadOpts(tb, dir, slots, threads, testmodel.Device(), "float32")
+}
+
+func loadDtype(tb testing.TB, dir string, slots int, device, dtype string) *torch.Module {
+	tb.Helper()
+	return loadOpts(tb, dir, slots, 0, device, dtype)
+}
+
+func loadOpts(tb testing.TB, dir string, slots, threads int, device, dtype string) *torch.Module {
+	tb.Helper()
 	var meta struct {
 		NLayer     int `json:"n_layer"`
 		NHead      int `json:"n_head"`
@@ -34,7 +44,7 @@ func loadThreads(tb testing.TB, dir string, slots, threads int) *torch.Module {
 	m, err := torch.Load(torch.Options{
 		Path:   filepath.Join(dir, "model.pt"),
 		Shape:  torch.Shape{Layers: meta.NLayer, Heads: meta.NHead, HeadDim: meta.HeadDim, Vocab: meta.VocabSize, Positions: meta.NPositions},
-		Device: testmodel.Device(), Dtype: "float32", Slots: slots, Threads: threads,
+		Device: device, Dtype: dtype, Slots: slots, Threads: threads,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -548,4 +558,36 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestNanoRuInt8KeepsGolden runs nano-ru's int8 export (export --quantize
+// int8) through the bridge: prompts take the quantized engine's path (many
+// rows), decode steps the one-row kernel. Rounding the weights may flip a
+// near tie late in a reply, so all top-1 tokens must stay and most replies.
+func TestNanoRuInt8KeepsGolden(t *testing.T) {
+	testmodel.RequireBridge(t)
+	if testmodel.Device() != "cpu" {
+		t.Skip("int8 exports run on the CPU only")
+	}
+	dir := testmodel.Export(t, "nano-ru", "--quantize", "int8")
+	var g nanoGolden
+	testfile.ReadJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "nano-ru", "golden.json"), &g)
+	m := loadDtype(t, dir, 1, "cpu", "")
+	sameTop, sameReply := 0, 0
+	for _, c := range g.Cases {
+		if err := m.SetLength(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		logits := prefill(t, m, 0, c.PromptIDs)
+		if argmax(logits) == c.TopIDs[0] {
+			sameTop++
+		}
+		if equalInts(greedy(t, m, argmax(logits), 24, replyStops), untilStop(c.GreedyIDs)) {
+			sameReply++
+		}
+	}
+	t.Logf("int8 through the bridge: top-1 %d/%d, greedy replies %d/%d equal to float32 HF", sameTop, len(g.Cases), sameReply, len(g.Cases))
+	if sameTop != len(g.Cases) || 2*sameReply < len(g.Cases) {
+		t.Errorf("int8 kept top-1 on %d and greedy replies on %d of %d golden prompts", sameTop, sameReply, len(g.Cases))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/dialogbot/dialogbot/torch"
@@ -52,10 +53,15 @@ func Python() (string, error) {
 
 // Export exports ../shared/models/NAME with model/python/export.py into
 // build/testmodels/NAME (reused when already there) and returns that dir.
+// Extra export flags get a directory of their own (NAME_quantize_int8).
 func Export(tb testing.TB, name string, extra ...string) string {
 	tb.Helper()
 	src := filepath.Join(SharedDir(tb), "models", name)
-	return exportTo(tb, name, append([]string{"--hf", src}, extra...))
+	dir := name
+	for _, a := range extra {
+		dir += "_" + strings.TrimLeft(filepath.Base(a), "-")
+	}
+	return exportTo(tb, dir, append([]string{"--hf", src}, extra...))
 }
 
 // ExportRandom exports a randomly initialised model of a named shape
