@@ -163,13 +163,23 @@ c10::intrusive_ptr<LinearPackedParamsBase> packed_for(const torch::Tensor &w, co
   return params;
 }
 
+// full_range_ok: with VNNI, int8 products accumulate in 32 bits; without
+// it (plain AVX2), pairs of uint8 x int8 products are summed in saturating
+// 16-bit lanes, so activations must use 7 bits ("reduce range"), which
+// costs exactness: nano-ru kept its first reply token on 17 of 20 sessions
+// with 7 bits, 19 with 8 (docs/cpu.md). int8.py mirrors this rule.
+bool full_range_ok() {
+  static const bool yes = __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
+  return yes;
+}
+
 // engine: many rows (prefill, batched decode), where the work is
 // arithmetic, not reading weights: the quantized engine's int8 GEMM
 // (activations quantized per call, as torch's dynamic int8 does) beats
-// float FMAs there by ~3x (docs/cpu.md).
+// float FMAs there (docs/cpu.md).
 torch::Tensor engine(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale,
                      const c10::optional<torch::Tensor> &bias) {
-  return packed_for(w, scale, bias)->apply_dynamic(x, /*reduce_range=*/true);
+  return packed_for(w, scale, bias)->apply_dynamic(x, /*reduce_range=*/!full_range_ok());
 }
 
 void check_args(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale,

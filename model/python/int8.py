@@ -25,13 +25,29 @@ OP_SCHEMA = "linear_w8(Tensor x, Tensor w, Tensor scale, Tensor? bias) -> Tensor
 DIRECT_ROWS = 1
 
 
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+# As the bridge decides (full_range_ok in linear_w8.cpp): 8-bit activations where VNNI accumulates
+# int8 products in 32 bits, 7 bits where plain AVX2 would saturate 16-bit sums.
+REDUCE_RANGE = not ({"avx512_vnni", "avx_vnni"} & _cpu_flags())
+
+
 def _reference(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias):
     """The bridge's arithmetic, path for path, so export's checks and agreement numbers hold for it."""
     if x.numel() <= DIRECT_ROWS * x.size(-1):
         return F.linear(x, w.float() * scale.unsqueeze(1), bias)
     qw = torch._make_per_channel_quantized_tensor(w, scale.double(), torch.zeros_like(scale, dtype=torch.long), 0)
     packed = torch.ops.quantized.linear_prepack(qw, bias)
-    y = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.size(-1)).contiguous(), packed, True)
+    y = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.size(-1)).contiguous(), packed, REDUCE_RANGE)
     return y.view(x.shape[:-1] + (w.size(0),))
 
 
