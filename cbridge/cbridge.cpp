@@ -492,15 +492,13 @@ char *cb_model_load(const char *path, const cb_model_options *opts, cb_model **o
     m->pool = torch::zeros({o.n_layer, 2, o.slots, o.n_head, o.capacity + 1, o.head_dim},
                            torch::TensorOptions().dtype(m->dtype).device(m->device));
     m->len.assign(o.slots, 0);
-    // A dynamically quantized (int8) Linear on oneDNN, libtorch's quantized
-    // engine here, prepares its kernel once, for the input shape of its first
-    // call, and rebuilds it on every call of another shape. Callers start
-    // with a prompt of several tokens, so every later one-token decode step
-    // rebuilt all of them: int8 GPT-2-small took ~50 ms a token on the dev
-    // VM, ~28 with this warm-up (fp32: ~22).
     // A one-row, one-token step first, here on the thread and with the
-    // thread count the steps use, makes decode the prepared shape (batched
-    // decode, with other row counts, still rebuilds). The cache is untouched.
+    // thread count the steps use, so thread pools and kernels are ready
+    // when the first person writes. It matters most for int8 exports made
+    // with torch's quantize_dynamic (before linear_w8): oneDNN prepares each
+    // layer for the input shape of its first call, and a decode step after
+    // a several-token first call rebuilt all of them (~50 against ~28 ms a
+    // token for GPT-2-small on the dev VM). The cache is untouched.
     if (m->device.is_cpu()) {
       auto ones = torch::ones({1, 1}, torch::kInt64);
       m->module.forward({ones, ones, torch::ones({1, 1, 1, 1}, torch::kBool),

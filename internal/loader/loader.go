@@ -38,6 +38,10 @@ const defaultMaxContext = 1024
 
 // Model is everything serving needs from a model directory.
 type Model struct {
+	// WeightsFile is the file loaded (model.pt or the int8 copy) and
+	// WeightsWhy the reason, as the start-up log says them.
+	WeightsFile, WeightsWhy string
+
 	Meta      model.Meta
 	Tokenizer *tokenizer.Tokenizer
 	Module    *torch.Module
@@ -99,7 +103,7 @@ func Open(o Options, log *slog.Logger) (*Model, error) {
 		stepper = o.Instrument(stepper)
 	}
 	eng := engine.NewEngine(stepper, engineOptions(mod.Device()))
-	return &Model{Meta: meta, Tokenizer: tok, Module: mod, Engine: eng}, nil
+	return &Model{WeightsFile: weights.File, WeightsWhy: weights.Why, Meta: meta, Tokenizer: tok, Module: mod, Engine: eng}, nil
 }
 
 // ErrCPUOnly: the model has CPU kernels only (dynamic int8), and a GPU was asked for.

@@ -13,6 +13,8 @@ only and, measured on the 2-core dev VM, was no faster than float32 through the 
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -23,6 +25,8 @@ OP_SCHEMA = "linear_w8(Tensor x, Tensor w, Tensor scale, Tensor? bias) -> Tensor
 # Rows up to which the bridge streams the int8 weights into float FMAs (exact up to float rounding);
 # more rows go to the quantized engine, which also quantizes the activations (cbridge/linear_w8.cpp).
 DIRECT_ROWS = 1
+# Rows per call of the quantized engine (tile_rows in linear_w8.cpp): one shape, prepared once.
+TILE_ROWS = int(os.environ.get("DIALOGBOT_W8_TILE_ROWS") or 32)
 
 
 def _cpu_flags() -> set:
@@ -47,8 +51,15 @@ def _reference(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias):
         return F.linear(x, w.float() * scale.unsqueeze(1), bias)
     qw = torch._make_per_channel_quantized_tensor(w, scale.double(), torch.zeros_like(scale, dtype=torch.long), 0)
     packed = torch.ops.quantized.linear_prepack(qw, bias)
-    y = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.size(-1)).contiguous(), packed, REDUCE_RANGE)
-    return y.view(x.shape[:-1] + (w.size(0),))
+    x2 = x.reshape(-1, x.size(-1))
+    tiles = []
+    for r0 in range(0, x2.size(0), TILE_ROWS):  # as the bridge: tiles of TILE_ROWS rows, the last zero-padded
+        xt = x2[r0:r0 + TILE_ROWS]
+        n = xt.size(0)
+        if n < TILE_ROWS:
+            xt = torch.cat([xt, xt.new_zeros(TILE_ROWS - n, xt.size(1))])
+        tiles.append(torch.ops.quantized.linear_dynamic(xt.contiguous(), packed, REDUCE_RANGE)[:n])
+    return torch.cat(tiles).view(x.shape[:-1] + (w.size(0),))
 
 
 def _op_registered() -> bool:
