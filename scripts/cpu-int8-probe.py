@@ -22,7 +22,11 @@ import tempfile
 import time
 import warnings
 
-import torch
+# As the bridge does (torch/cbridge.go): OpenMP threads sleep between parallel regions unless the caller
+# chose otherwise. Set before torch loads libgomp, which reads it once; all four ways share it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
