@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/dialogbot/dialogbot/model/dialog"
@@ -94,21 +91,53 @@ func runDataset(ctx context.Context, args []string, s stdio) error {
 	if err != nil {
 		return err
 	}
-	b := dataset.NewBuilder(tok, cfg)
-	read, err := fl.read(ctx, b, log)
+	job, err := fl.job(cfg, tok.VocabSize(), log)
 	if err != nil {
 		return err
 	}
-	res := b.Finish(read)
-	meta, err := fl.meta(cfg, tok.VocabSize())
+	st, err := dataset.Build(ctx, tok, job)
 	if err != nil {
 		return err
 	}
-	if err := dataset.WriteDir(fl.out, res, meta); err != nil {
-		return err
-	}
-	summarize(s.err, fl.out, res.Stats)
+	summarize(s.err, fl.out, st)
 	return nil
+}
+
+// job is the dataset.Job the flags describe.
+func (f datasetFlags) job(cfg dataset.Config, vocab int, log *slog.Logger) (dataset.Job, error) {
+	roles, err := dataset.ParseCSVRoles(f.csvRoles)
+	if err != nil {
+		return dataset.Job{}, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	media, err := dataset.ParseMediaMode(f.media)
+	if err != nil {
+		return dataset.Job{}, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	meta, err := dataset.TokenizerMeta(f.tokenizer, cfg, vocab)
+	if err != nil {
+		return dataset.Job{}, err
+	}
+	job := dataset.Job{
+		Source:    dataset.Source{Telegram: f.telegram, CSV: f.csv},
+		Telegram:  dataset.TelegramOptions{Chat: f.chat, KeepForwarded: f.forwarded, Media: media, Anonymize: f.anonymize},
+		Dialogue:  dataset.DialogueOptions{Gap: f.gap, Speaker: f.speaker, MaxTurns: f.maxTurns},
+		CSVRoles:  roles,
+		Anonymize: f.anonymize,
+		Config:    cfg,
+		Meta:      meta,
+		Out:       f.out,
+		Warn:      log.Warn,
+	}
+	if f.progressMB > 0 {
+		path := job.Source.Path()
+		job.ProgressStep = int64(f.progressMB) << 20
+		job.Progress = func(n, total int64) {
+			if total >= job.ProgressStep && n < total {
+				log.Info("reading", "file", path, "MB", n>>20, "of_MB", total>>20, "percent", n*100/total)
+			}
+		}
+	}
+	return job, nil
 }
 
 // config resolves the context length and prompt format: flags first, then
@@ -143,96 +172,7 @@ func (f datasetFlags) config() (dataset.Config, error) {
 	return dataset.Config{Format: pf, Limits: lim, ValidFraction: f.validFraction, Preview: f.preview}, nil
 }
 
-// read parses the source into the builder, one chat at a time.
-func (f datasetFlags) read(ctx context.Context, b *dataset.Builder, log *slog.Logger) (dataset.ReadStats, error) {
-	path := f.telegram + f.csv
-	in, err := openWithProgress(path, f.progressMB, log)
-	if err != nil {
-		return dataset.ReadStats{}, err
-	}
-	defer in.Close()
-	st, err := f.readFrom(ctx, in, b, log)
-	if err != nil {
-		return st, fmt.Errorf("%s: %w", path, err)
-	}
-	return st, nil
-}
-
-func (f datasetFlags) readFrom(ctx context.Context, in io.Reader, b *dataset.Builder, log *slog.Logger) (dataset.ReadStats, error) {
-	if f.csv != "" {
-		roles, err := dataset.ParseCSVRoles(f.csvRoles)
-		if err != nil {
-			return dataset.ReadStats{}, fmt.Errorf("%w: %v", errUsage, err)
-		}
-		samples, st, err := dataset.ReadCSV(in, roles, f.anonymize, b.Skip)
-		if err != nil {
-			return st, err
-		}
-		return st, b.Add(samples)
-	}
-	media, err := dataset.ParseMediaMode(f.media)
-	if err != nil {
-		return dataset.ReadStats{}, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	opt := dataset.TelegramOptions{Chat: f.chat, KeepForwarded: f.forwarded, Media: media, Anonymize: f.anonymize}
-	dopt := dataset.DialogueOptions{Gap: f.gap, Speaker: f.speaker, MaxTurns: f.maxTurns}
-	next := 0
-	return dataset.ReadTelegram(in, opt, func(c dataset.Chat) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var samples []dataset.Sample
-		samples, next = dataset.Samples(c.Messages, dopt, next, b.Skip)
-		if len(samples) == 0 {
-			log.Warn("chat has no dialogue (a channel, or one sender only): 0 examples", "chat", c.Name, "id", c.ID, "type", c.Type, "messages", len(c.Messages))
-		}
-		return b.Add(samples)
-	})
-}
-
-// openWithProgress opens the input; big ones report how far reading got.
-func openWithProgress(path string, stepMB int, log *slog.Logger) (io.ReadCloser, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil || stepMB <= 0 || fi.Size() < int64(stepMB)<<20 {
-		return f, nil
-	}
-	total := fi.Size()
-	pr := &dataset.ProgressReader{R: f, Step: int64(stepMB) << 20, Report: func(n int64) {
-		log.Info("reading", "file", path, "MB", n>>20, "of_MB", total>>20, "percent", n*100/total)
-	}}
-	return struct {
-		io.Reader
-		io.Closer
-	}{pr, f}, nil
-}
-
-func (f datasetFlags) meta(cfg dataset.Config, vocab int) (dataset.Meta, error) {
-	data, err := os.ReadFile(f.tokenizer)
-	if err != nil {
-		return dataset.Meta{}, err
-	}
-	sum := sha256.Sum256(data)
-	return dataset.Meta{
-		PromptFormat: string(cfg.Format), Tokenizer: f.tokenizer, TokenizerSHA256: hex.EncodeToString(sum[:]),
-		VocabSize: vocab, ContextLength: cfg.Limits.Context, MaxNewTokens: cfg.Limits.MaxNewTokens, MaxTurns: cfg.Limits.MaxTurns,
-	}, nil
-}
-
 func summarize(w io.Writer, out string, st dataset.Stats) {
 	fmt.Fprintf(w, "dataset: %d messages, %d dialogues, %d examples (train %d examples / %d tokens, valid %d / %d) -> %s\n",
 		st.Messages, st.Dialogues, st.Examples, st.TrainExamples, st.TrainTokens, st.ValidExamples, st.ValidTokens, out)
-	dropped := 0
-	for _, n := range st.Dropped {
-		dropped += n
-	}
-	switch {
-	case st.Examples == 0 && dropped > 0:
-		fmt.Fprintf(w, "dataset: 0 examples: all %d dialogue samples were too long for the context (--context, --max-new-tokens; see stats.json)\n", dropped)
-	case st.Examples == 0:
-		fmt.Fprintln(w, "dataset: no dialogue found, 0 examples: is this a channel, or a chat with one sender? (see stats.json for what was skipped)")
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,6 +128,57 @@ func TestWriteDirVocabCheck(t *testing.T) {
 	res := buildFixture(t, "single_new.json", Limits{})
 	if err := WriteDir(t.TempDir(), res, Meta{VocabSize: 100}); err == nil {
 		t.Error("ids above the vocabulary were written")
+	}
+}
+
+// TestWriteDirFailureKeepsOld: a write that fails half-way leaves the
+// previous dataset complete, and no temporary directory behind.
+func TestWriteDirFailureKeepsOld(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "data")
+	res := buildFixture(t, "single_new.json", Limits{})
+	if err := WriteDir(dir, res, Meta{VocabSize: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Train = res.Train[:1] // a different dataset, which fails its vocabulary check
+	if err := WriteDir(dir, res, Meta{VocabSize: 100}); err == nil {
+		t.Fatal("ids above the vocabulary were written")
+	}
+	after, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil || string(after) != string(before) {
+		t.Errorf("meta.json changed by a failed write (%v):\n%s", err, after)
+	}
+	if n := len(readLE[uint64](t, filepath.Join(dir, "train.offsets.u64"))); n != len(buildFixture(t, "single_new.json", Limits{}).Train)+1 {
+		t.Errorf("train offsets changed: %d", n)
+	}
+	entries, _ := os.ReadDir(parent)
+	if len(entries) != 1 {
+		t.Errorf("left behind: %v", entries)
+	}
+	// A successful write replaces it.
+	if err := WriteDir(dir, res, Meta{VocabSize: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(readLE[uint64](t, filepath.Join(dir, "train.offsets.u64"))); n != 2 {
+		t.Errorf("train offsets after replacing: %d entries, want 2", n)
+	}
+}
+
+func TestWriteDirRefusesOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteDir(dir, buildFixture(t, "single_new.json", Limits{}), Meta{})
+	if err == nil || !strings.Contains(err.Error(), "notes.txt, which is not a dataset file") {
+		t.Errorf("got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "notes.txt")); err != nil {
+		t.Error(err)
 	}
 }
 
