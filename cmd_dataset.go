@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,14 +37,26 @@ type datasetFlags struct {
 func parseDatasetFlags(args []string, s stdio) (datasetFlags, error) {
 	var f datasetFlags
 	fs := newFlagSet("dataset", s)
-	fs.StringVar(&f.telegram, "telegram", "", "Telegram Desktop JSON export (`FILE`)")
-	fs.StringVar(&f.csv, "csv", "", "dialogue CSV with context_N..context_1,response columns (`FILE`)")
+	f.addSourceFlags(fs)
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "the model's tokenizer.json (`FILE`)")
 	fs.StringVar(&f.out, "out", "", "output `DIR` (see model/dataset/FORMAT.md)")
-	fs.StringVar(&f.chat, "chat", "", "chat `NAME|ID` of a full-account export (default: all chats)")
-	fs.StringVar(&f.speaker, "speaker", "", "learn the replies of this sender only (`NAME|ID`; default: everyone)")
 	fs.StringVar(&f.modelMeta, "model-meta", "", "exported model `DIR` whose dialogbot.json gives the context length and prompt format")
 	fs.StringVar(&f.format, "format", "", "prompt format: rudialogpt or dialogpt (default: the model's, else rudialogpt)")
+	fs.IntVar(&f.preview, "preview", 20, "examples written to preview.jsonl")
+	fs.IntVar(&f.progressMB, "progress-mb", 16, "report progress every `N` MB read (0: never)")
+	if err := parseFlags(fs, args); err != nil {
+		return f, err
+	}
+	return f, f.check()
+}
+
+// addSourceFlags defines the flags that say what the examples are made of;
+// dataset and train share them, so both make the same examples.
+func (f *datasetFlags) addSourceFlags(fs *flag.FlagSet) {
+	fs.StringVar(&f.telegram, "telegram", "", "Telegram Desktop JSON export (`FILE`)")
+	fs.StringVar(&f.csv, "csv", "", "dialogue CSV with context_N..context_1,response columns (`FILE`)")
+	fs.StringVar(&f.chat, "chat", "", "chat `NAME|ID` of a full-account export (default: all chats)")
+	fs.StringVar(&f.speaker, "speaker", "", "learn the replies of this sender only (`NAME|ID`; default: everyone)")
 	fs.StringVar(&f.media, "media", "drop", "media without a caption: drop or placeholder")
 	fs.StringVar(&f.csvRoles, "csv-roles", "alternate", "who wrote the CSV context cells: alternate (back from the response) or user")
 	fs.DurationVar(&f.gap, "gap", 30*time.Minute, "a pause longer than this starts a new dialogue")
@@ -53,20 +66,19 @@ func parseDatasetFlags(args []string, s stdio) (datasetFlags, error) {
 	fs.IntVar(&f.context, "context", 0, "context length in tokens, as serving's model.max_context (default: 512, or the model's if smaller)")
 	fs.IntVar(&f.maxNew, "max-new-tokens", 40, "tokens kept free for the reply when cutting the prompt, as in serving")
 	fs.Float64Var(&f.validFraction, "valid-fraction", 0.1, "fraction of the dialogues, the latest, for validation")
-	fs.IntVar(&f.preview, "preview", 20, "examples written to preview.jsonl")
-	fs.IntVar(&f.progressMB, "progress-mb", 16, "report progress every `N` MB read (0: never)")
-	if err := parseFlags(fs, args); err != nil {
-		return f, err
-	}
-	return f, f.check()
 }
 
 func (f datasetFlags) check() error {
+	if f.tokenizer == "" || f.out == "" {
+		return fmt.Errorf("%w: --tokenizer and --out are required", errUsage)
+	}
+	return f.checkSource()
+}
+
+func (f datasetFlags) checkSource() error {
 	switch {
 	case (f.telegram == "") == (f.csv == ""):
 		return fmt.Errorf("%w: give exactly one of --telegram FILE and --csv FILE", errUsage)
-	case f.tokenizer == "" || f.out == "":
-		return fmt.Errorf("%w: --tokenizer and --out are required", errUsage)
 	case f.csv != "" && (f.chat != "" || f.speaker != ""):
 		return fmt.Errorf("%w: --chat and --speaker need --telegram", errUsage)
 	case f.validFraction < 0 || f.validFraction > 1:
@@ -126,7 +138,9 @@ func (f datasetFlags) job(cfg dataset.Config, vocab int, log *slog.Logger) (data
 		Config:    cfg,
 		Meta:      meta,
 		Out:       f.out,
-		Warn:      log.Warn,
+	}
+	if log != nil {
+		job.Warn = log.Warn
 	}
 	if f.progressMB > 0 {
 		path := job.Source.Path()

@@ -52,9 +52,9 @@ func Build(ctx context.Context, enc dialog.Encoder, job Job) (Stats, error) {
 		return Stats{}, err
 	}
 	defer f.Close()
-	var in io.Reader = f
+	var in io.Reader = ctxReader{ctx, f}
 	if job.Progress != nil {
-		in = job.progressReader(f, size)
+		in = job.progressReader(in, size)
 	}
 	b := NewBuilder(enc, job.Config)
 	var empty []Chat
@@ -92,6 +92,20 @@ func openSource(path string) (*os.File, int64, error) {
 		return nil, 0, fmt.Errorf("%s is a directory, not an export file", path)
 	}
 	return f, fi.Size(), nil
+}
+
+// ctxReader stops reading once ctx ends, so an interrupt does not wait for
+// the end of a chat of hundreds of MB.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
 }
 
 func (job Job) progressReader(r io.Reader, size int64) io.Reader {
