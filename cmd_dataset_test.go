@@ -114,6 +114,7 @@ func TestDatasetFixtures(t *testing.T) {
 		{"speaker who never answers", []string{"--telegram", fixture("channel.json"), "--speaker", "News"}, 1, `"News" never answers anyone else`},
 		{"bom json", []string{"--telegram", bomCopy(t, fixture("single_old.json"))}, 0, "examples"},
 		{"bom csv, quoted header", []string{"--csv", bomCopy(t, fixture("dialogues.csv"))}, 0, "3 examples"},
+		{"persian bot chat, 2020 export", []string{"--telegram", fixture("persian_bot_2020.json"), "--speaker", "ربات هواشناسی"}, 0, "5 examples"},
 		{"excel csv: semicolons", []string{"--csv", fixture("excel.csv")}, 0, "2 examples"},
 		{"chat not found", []string{"--telegram", fixture("account.json"), "--chat", "Dad"}, 1, `chat "Dad" not found`},
 		{"one chat of an account", []string{"--telegram", fixture("account.json"), "--chat", "Mom", "--anonymize"}, 0, "1 examples"},

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/term"
@@ -74,6 +75,8 @@ func runTrain(ctx context.Context, args []string, s stdio) error {
 	if err != nil {
 		return err
 	}
+	// Only the dataset stage allocates much; the others wait on Python.
+	defer debug.SetGCPercent(debug.SetGCPercent(datasetGCPercent))
 	res, err := train.Run(ctx, opt)
 	if errors.Is(err, train.ErrInterrupted) {
 		fmt.Fprintf(s.err, "train: stopped; run the same command again to resume\n")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/dialogbot/dialogbot/model/dialog"
 )
@@ -57,6 +58,15 @@ func Build(ctx context.Context, enc dialog.Encoder, job Job) (Stats, error) {
 		in = job.progressReader(in, size)
 	}
 	b := NewBuilder(enc, job.Config)
+	// The spool goes beside the output, on the disk the user chose for it.
+	parent := filepath.Dir(filepath.Clean(job.Out))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return Stats{}, fmt.Errorf("output directory: %w", err)
+	}
+	if err := b.SpoolIDs(parent); err != nil {
+		return Stats{}, err
+	}
+	defer b.spool.close()
 	var empty []Chat
 	read, err := job.read(ctx, in, b, &empty)
 	if err != nil {
@@ -131,12 +141,19 @@ func (job Job) read(ctx context.Context, in io.Reader, b *Builder, empty *[]Chat
 			return err
 		}
 		senders.add(c.Messages)
-		var samples []Sample
-		samples, next = Samples(c.Messages, job.Dialogue, next, b.Skip)
-		if len(samples) == 0 {
+		n := 0
+		var err error
+		next, err = EachSample(c.Messages, job.Dialogue, next, b.Skip, func(s Sample) error {
+			n++
+			return b.Add([]Sample{s})
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
 			*empty = append(*empty, Chat{ID: c.ID, Name: c.Name, Type: c.Type}) // not its messages
 		}
-		return b.Add(samples)
+		return nil
 	})
 	if err != nil {
 		return st, err

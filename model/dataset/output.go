@@ -59,7 +59,7 @@ func WriteDir(dir string, r Result, meta Meta) error {
 func writeFiles(dir string, r Result, meta Meta) error {
 	meta.FormatVersion, meta.TrainExamples, meta.ValidExamples = FormatVersion, len(r.Train), len(r.Valid)
 	for split, ex := range map[string][]Example{"train": r.Train, "valid": r.Valid} {
-		if err := writeSplit(dir, split, ex, meta.VocabSize); err != nil {
+		if err := writeSplit(dir, split, r, ex, meta.VocabSize); err != nil {
 			return err
 		}
 	}
@@ -120,7 +120,7 @@ func replaceDir(tmp, dir string) error {
 }
 
 // writeSplit writes SPLIT.tokens.u32, SPLIT.mask.u8 and SPLIT.offsets.u64.
-func writeSplit(dir, split string, ex []Example, vocab int) (err error) {
+func writeSplit(dir, split string, r Result, ex []Example, vocab int) (err error) {
 	files := make([]*bufFile, 3)
 	for i, ext := range []string{"tokens.u32", "mask.u8", "offsets.u64"} {
 		if files[i], err = createBuf(filepath.Join(dir, split+"."+ext)); err != nil {
@@ -131,13 +131,19 @@ func writeSplit(dir, split string, ex []Example, vocab int) (err error) {
 	tokens, mask, offsets := files[0], files[1], files[2]
 	var off uint64
 	offsets.write(off)
+	var buf []uint32
 	for _, e := range ex {
-		if err := checkVocab(e.IDs, vocab); err != nil {
+		ids, err := r.ids(e, buf)
+		if err != nil {
 			return err
 		}
-		tokens.write(e.IDs)
-		mask.write(LossMask(len(e.IDs), e.PromptLen))
-		off += uint64(len(e.IDs))
+		buf = ids
+		if err := checkVocab(ids, vocab); err != nil {
+			return err
+		}
+		tokens.write(ids)
+		mask.write(LossMask(len(ids), e.PromptLen))
+		off += uint64(len(ids))
 		offsets.write(off)
 	}
 	return nil
