@@ -19,6 +19,15 @@ import (
 // runeEncoder is a fake tokenizer: one id per rune, the tags 0..2.
 type runeEncoder struct{}
 
+// EncodeText encodes every rune, tags included, as plain text.
+func (runeEncoder) EncodeText(text string) []int {
+	ids := make([]int, 0, len(text))
+	for _, r := range text {
+		ids = append(ids, 3+int(r))
+	}
+	return ids
+}
+
 func (runeEncoder) Encode(text string) []int {
 	var ids []int
 	for text != "" {
