@@ -108,12 +108,13 @@ type lineDisplay struct {
 	name  string
 	total int64
 	last  time.Time
+	moved bool // a progress line with done > 0 was printed this stage
 }
 
 func (d *lineDisplay) Stage(name string, total int64, _ Unit) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.name, d.total, d.last = name, total, time.Time{}
+	d.name, d.total, d.last, d.moved = name, total, time.Time{}, false
 	fmt.Fprintf(d.w, "%s: started\n", name)
 }
 
@@ -121,10 +122,12 @@ func (d *lineDisplay) Progress(done int64, detail string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := time.Now()
-	if !d.last.IsZero() && now.Sub(d.last) < d.every && done != d.total {
+	// The first line that has moved is always shown: it carries the first ETA.
+	first := done > 0 && !d.moved
+	if !d.last.IsZero() && now.Sub(d.last) < d.every && done != d.total && !first {
 		return
 	}
-	d.last = now
+	d.last, d.moved = now, d.moved || done > 0
 	if d.total > 0 {
 		fmt.Fprintf(d.w, "%s: %d%% %s\n", d.name, done*100/d.total, detail)
 	} else {
