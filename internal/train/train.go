@@ -57,6 +57,14 @@ type run struct {
 // Run does the stages that are not done yet. Interrupted (ctx ends), it
 // returns an error wrapping ErrInterrupted and the next Run resumes.
 func Run(ctx context.Context, opt Options) (Result, error) {
+	// The scripts run from /, so every path they get must be absolute.
+	for _, p := range []*string{&opt.Out, &opt.ModelDir, &opt.ScriptsDir} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return Result{}, err
+		}
+		*p = abs
+	}
 	r, err := open(opt)
 	if err != nil {
 		return Result{}, err

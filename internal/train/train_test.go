@@ -230,6 +230,20 @@ func TestInterruptLeavesResumableState(t *testing.T) {
 	}
 }
 
+// TestRelativeOut: the scripts run from /, yet a relative --out works.
+func TestRelativeOut(t *testing.T) {
+	opt, _ := options(t, "fakepy")
+	t.Chdir(filepath.Dir(opt.Out))
+	opt.Out = "rel"
+	res, err := Run(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exists(filepath.Join("rel", "dialogbot.json")) || !filepath.IsAbs(res.ModelDir) {
+		t.Errorf("model dir %q", res.ModelDir)
+	}
+}
+
 func TestTrainerFailureShowsItsError(t *testing.T) {
 	opt, _ := options(t, "fakepy")
 	t.Setenv("FAKE_MODE", "fail")
