@@ -114,8 +114,11 @@ type lineDisplay struct {
 func (d *lineDisplay) Stage(name string, total int64, _ Unit) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	again := name == d.name // the same stage, now with its total
 	d.name, d.total, d.last, d.moved = name, total, time.Time{}, false
-	fmt.Fprintf(d.w, "%s: started\n", name)
+	if !again {
+		fmt.Fprintf(d.w, "%s: started\n", name)
+	}
 }
 
 func (d *lineDisplay) Progress(done int64, detail string) {

@@ -29,7 +29,10 @@ func (t *trainProgress) event(ev Event) {
 	switch ev.Event {
 	case "start":
 		t.setTotal(ev.TotalSteps)
-		t.d.Progress(0, "validating the model before training")
+		t.last.Step = ev.Step // a resumed run starts there
+		t.d.Progress(int64(ev.Step), "validating the model before training")
+	case "stopped":
+		t.d.Note(fmt.Sprintf("%s: stopped at step %d of %d, checkpoint saved", stageTraining, ev.Step, ev.TotalSteps))
 	case "step":
 		if t.total == 0 {
 			t.setTotal(ev.TotalSteps)
