@@ -195,3 +195,45 @@ func readLE[T uint8 | uint32 | uint64](tb testing.TB, path string) []T {
 	}
 	return out
 }
+
+// TestSpoolWritesTheSameFiles: ids kept in the spool file give byte-for-byte
+// the dataset of ids kept in memory.
+func TestSpoolWritesTheSameFiles(t *testing.T) {
+	build := func(spool bool) string {
+		b := NewBuilder(runeEncoder{}, Config{Format: dialog.FormatRuDialoGPT, Limits: Limits{Context: 512, MaxNewTokens: 40}, ValidFraction: 0.5, Preview: 2})
+		if spool {
+			if err := b.SpoolIDs(t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		next := 0
+		read, err := ReadTelegram(openFixture(t, "single_new.json"), TelegramOptions{}, func(c Chat) error {
+			var err error
+			next, err = EachSample(c.Messages, DialogueOptions{Gap: 30 * time.Minute, MaxTurns: 6}, next, b.Skip, func(s Sample) error {
+				return b.Add([]Sample{s})
+			})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := b.Finish(read)
+		defer res.Close()
+		if spool && (res.Train[0].IDs != nil || res.Train[0].Len() == 0) {
+			t.Fatalf("spooled example %+v", res.Train[0])
+		}
+		dir := filepath.Join(t.TempDir(), "out")
+		if err := WriteDir(dir, res, Meta{VocabSize: 1 << 20}); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	mem, spooled := build(false), build(true)
+	for name := range datasetFiles {
+		a, errA := os.ReadFile(filepath.Join(mem, name))
+		b, errB := os.ReadFile(filepath.Join(spooled, name))
+		if errA != nil || errB != nil || string(a) != string(b) {
+			t.Errorf("%s differs (%v, %v)", name, errA, errB)
+		}
+	}
+}
