@@ -32,7 +32,7 @@ func NewReplier(ctx context.Context, cfg config.Config, log *slog.Logger) (bot.R
 		lm.Close()
 		return nil, nil, err
 	}
-	log.Info("model loaded", "path", cfg.Model.Path, "device", lm.Module.Device(), "slots", lm.Module.Slots(),
+	log.Info("model loaded", "path", cfg.Model.Path, "weights", lm.WeightsFile, "device", lm.Module.Device(), "slots", lm.Module.Slots(),
 		"context", lm.Module.Capacity(), "format", lm.Meta.Format())
 	closeModel := func() error {
 		logEngineStats(log, lm.Engine.Stats())
