@@ -111,7 +111,7 @@ model=$(cd "$(model_dir)" && pwd)
 { read -r global; read -r local; } < <(ENGINE=$engine deploy/runtime-args.sh "$image")
 has_ops=0
 # shellcheck disable=SC2086 # the flags hold no spaces
-"$engine" $global run --rm --network=none $local --entrypoint grep "$image" -q '^\[ops\]' /etc/dialogbot/config.toml.example && has_ops=1
+"$engine" $global run --rm --network=none $local --entrypoint grep "$image" -q '^\[ops\]' /etc/dialogbot/config.toml.example 2>/dev/null && has_ops=1
 start_fake
 write_config
 step "start $image ($mode mode, model $model, /healthz: $([ $has_ops = 1 ] && echo yes || echo 'not in this build'))"
@@ -119,7 +119,8 @@ t0=$SECONDS
 # shellcheck disable=SC2086
 "$engine" $global run -d --name "$name" --network=host $local \
   -v "$model:/models:ro" -v "$work/etc:/etc/dialogbot:ro" -v "$work/state:/var/lib/dialogbot" \
-  -e TELEGRAM_BOT_TOKEN="$token" -e DIALOGBOT_HEALTH_URL="http://127.0.0.1:$ops_port/healthz" "$image" >/dev/null
+  -e TELEGRAM_BOT_TOKEN="$token" -e DIALOGBOT_HEALTH_URL="http://127.0.0.1:$ops_port/healthz" "$image" \
+  >/dev/null 2>"$work/podman.err" || fail "podman run: $(cat "$work/podman.err")"
 [ "$mode" = webhook ] && { wait_webhook; step "webhook set after $((SECONDS - t0)) s"; }
 say 1001 "/start"
 say 1001 "Привет! Как дела?"
@@ -132,18 +133,20 @@ import json, sys
 for m in json.load(sys.stdin): print("  chat %d <- %r" % (m["ChatID"], m["Text"]))' >&2
 [ "$(curl -fsS "$ctl/sent?chat_id=1001" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Text"])')" = "smoke greeting" ] ||
   fail "the first answer to chat 1001 is not the /start greeting"
+curl -fsS "$ctl/sent" | grep -q 'что-то пошло не так' && fail "the bot sent its apology: generation failed"
 [ "$(curl -fsS "$ctl/errors")" = "[]" ] || fail "the fake Bot API saw calls it could not answer: $(curl -fsS "$ctl/errors")"
 uid=$("$engine" exec "$name" id -u)
 [ "$uid" = 10001 ] || fail "runs as uid $uid, want 10001"
 [ -s "$work/state/dialogbot.db" ] || fail "no SQLite file in the state volume"
 if [ "$has_ops" = 1 ]; then
   curl -fsS "http://127.0.0.1:$ops_port/healthz" >/dev/null || fail "/healthz is not ready"
-  "$engine" healthcheck run "$name" || fail "the image's HEALTHCHECK fails"
+  "$engine" healthcheck run "$name" >/dev/null 2>&1 || fail "the image's HEALTHCHECK fails"
   curl -fsS "http://127.0.0.1:$ops_port/metrics" | grep -q '^# TYPE' || fail "/metrics has no Prometheus text"
   step "/healthz ready, /metrics served"
 fi
-"$engine" logs "$name" 2>&1 | grep -iE 'blas|model' | head -3 >&2 || true
-"$engine" stop -t 20 "$name" >/dev/null
+blas=$("$engine" logs "$name" 2>&1 | grep -o 'BLAS: [^;]*' | head -1)
+case "$blas" in *openblas*) step "$blas" ;; *) fail "libtorch does not use OpenBLAS: ${blas:-no BLAS line in the log}" ;; esac
+"$engine" stop -t 20 "$name" >/dev/null 2>&1
 code=$("$engine" inspect -f '{{.State.ExitCode}}' "$name")
 [ "$code" = 0 ] || fail "exit status $code after SIGTERM"
 step "stopped by SIGTERM, exit status 0; runs as uid 10001; history in the state volume"
