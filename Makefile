@@ -19,7 +19,7 @@ BIN := bin
 BRIDGE := $(BIN)/libcbridge.so
 TORCH_MK := build/torch.mk
 
-.PHONY: all build bridge deps test check test-go test-python demo demo-run model vet bench clean libtorch
+.PHONY: all build bridge deps test check test-go test-python demo demo-run model vet bench clean libtorch image image-smoke
 
 all: build
 
@@ -102,6 +102,14 @@ demo-run: build model
 
 bench: build
 	$(BIN)/dialogbot bench --model $(MODEL_DIR)
+
+# Container images (docs/deploy.md): the CPU image, built from a local Debian base
+# when no registry is reachable, and its smoke test against a fake Bot API.
+image:
+	deploy/build-image.sh cpu
+
+image-smoke: image
+	deploy/smoke.sh dialogbot:cpu
 
 clean:
 	rm -rf bin build

@@ -12,6 +12,7 @@
 #   operation not permitted"
 # runc (apt-get install runc) with lower nofile and nproc limits runs.
 # GLOBAL_ARGS and RUN_ARGS, when set, are printed as they are.
+# shellcheck disable=SC2086 # the flags are split on spaces on purpose
 set -euo pipefail
 image=${1:?usage: runtime-args.sh IMAGE}
 engine=${ENGINE:-podman}

@@ -19,7 +19,7 @@ name=dialogbot-smoke-$$
 fake_pid=""
 cleanup() {
   "$engine" rm -f "$name" >/dev/null 2>&1 || true
-  [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null || true
+  if [ -n "$fake_pid" ]; then kill "$fake_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -19,7 +19,7 @@ skip=77
 
 bindir() {
   local initdb
-  initdb=$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)
+  initdb=$(for f in /usr/lib/postgresql/*/bin/initdb; do if [ -x "$f" ]; then echo "$f"; fi; done | sort -V | tail -1)
   [ -n "$initdb" ] || return 1
   dirname "$initdb"
 }
