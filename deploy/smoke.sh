@@ -5,7 +5,9 @@
 #   deploy/smoke.sh [IMAGE]        (default dialogbot:cpu)
 # Env: MODEL_DIR (an exported model; default: ../shared/models/nano-ru exported
 # with export.py into build/smoke-model), ENGINE (podman), SMOKE_MODE (webhook),
-# PYTHON (a Python with torch, for the export).
+# PYTHON (a Python with torch, for the export), SMOKE_POSTGRES: auto (default:
+# PostgreSQL from scripts/postgres-test-cluster.sh when the image knows
+# storage.url and initdb is here, else SQLite), 1 (PostgreSQL or fail), 0 (SQLite).
 # The container shares the host's network namespace and everything listens on
 # 127.0.0.1 only. Exit status 0 only when every check passed.
 set -euo pipefail
@@ -16,14 +18,19 @@ mode=${SMOKE_MODE:-webhook}
 wait_s=${SMOKE_WAIT:-300} # model load plus the first replies, on a busy 2-core machine
 work=$(mktemp -d /var/tmp/dialogbot-smoke.XXXXXX)
 name=dialogbot-smoke-$$
-fake_pid=""
+fake_pid="" pg_url=""
 cleanup() {
   "$engine" rm -f "$name" >/dev/null 2>&1 || true
+  if [ -n "$pg_url" ]; then scripts/postgres-test-cluster.sh stop "$pg_url" || true; fi
   if [ -n "$fake_pid" ]; then kill "$fake_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
-fail() { echo "SMOKE FAIL: $*" >&2; "$engine" logs "$name" 2>&1 | tail -30 >&2 || true; exit 1; }
+fail() {
+  echo "SMOKE FAIL: $*" >&2
+  if "$engine" container exists "$name" 2>/dev/null; then "$engine" logs "$name" 2>&1 | tail -30 >&2; fi
+  exit 1
+}
 step() { printf '%s  %s\n' "$(date -u +%T)" "$*" >&2; }
 
 model_dir() {
@@ -76,6 +83,7 @@ timeout = "120s"
 [storage]
 path = "/var/lib/dialogbot/dialogbot.db"
 EOF
+  if [ -n "$pg_url" ]; then printf 'url = "%s"\n' "$pg_url" >>"$work/etc/config.toml"; fi
   if [ "$has_ops" = 1 ]; then printf '[ops]\nlisten = "127.0.0.1:%s"\n' "$ops_port" >>"$work/etc/config.toml"; fi
   chmod 755 "$work/etc" && chmod 644 "$work/etc/config.toml"
   chown 10001:10001 "$work/state" # the image's user
@@ -109,12 +117,34 @@ wait_webhook() {
 
 model=$(cd "$(model_dir)" && pwd)
 { read -r global; read -r local; } < <(ENGINE=$engine deploy/runtime-args.sh "$image")
+# image_has REGEX: the image's own config example has a line matching REGEX
+# (what this build of dialogbot knows).
+image_has() {
+  # shellcheck disable=SC2086 # the flags hold no spaces
+  "$engine" $global run --rm --network=none $local --entrypoint grep "$image" -q "$1" /etc/dialogbot/config.toml.example 2>/dev/null
+}
+
+# start_postgres sets pg_url to a throwaway cluster, when asked and possible.
+start_postgres() {
+  local want=${SMOKE_POSTGRES:-auto} why=""
+  [ "$want" = 0 ] && return 0
+  if ! image_has '^url = '; then
+    why="the image has no storage.url"
+  elif ! pg_url=$(scripts/postgres-test-cluster.sh start); then
+    pg_url="" why="no PostgreSQL cluster (scripts/postgres-test-cluster.sh)"
+  fi
+  if [ -n "$why" ]; then
+    [ "$want" = 1 ] && fail "SMOKE_POSTGRES=1, but $why"
+    step "storage: SQLite ($why)"
+  fi
+}
+
 has_ops=0
-# shellcheck disable=SC2086 # the flags hold no spaces
-"$engine" $global run --rm --network=none $local --entrypoint grep "$image" -q '^\[ops\]' /etc/dialogbot/config.toml.example 2>/dev/null && has_ops=1
+image_has '^\[ops\]' && has_ops=1
+start_postgres
 start_fake
 write_config
-step "start $image ($mode mode, model $model, /healthz: $([ $has_ops = 1 ] && echo yes || echo 'not in this build'))"
+step "start $image ($mode mode, model $model, storage $([ -n "$pg_url" ] && echo PostgreSQL || echo SQLite), /healthz: $([ $has_ops = 1 ] && echo yes || echo 'not in this build'))"
 t0=$SECONDS
 # shellcheck disable=SC2086
 "$engine" $global run -d --name "$name" --network=host $local \
@@ -137,7 +167,14 @@ curl -fsS "$ctl/sent" | grep -q 'что-то пошло не так' && fail "th
 [ "$(curl -fsS "$ctl/errors")" = "[]" ] || fail "the fake Bot API saw calls it could not answer: $(curl -fsS "$ctl/errors")"
 uid=$("$engine" exec "$name" id -u)
 [ "$uid" = 10001 ] || fail "runs as uid $uid, want 10001"
-[ -s "$work/state/dialogbot.db" ] || fail "no SQLite file in the state volume"
+if [ -z "$pg_url" ]; then
+  [ -s "$work/state/dialogbot.db" ] || fail "no SQLite file in the state volume"
+else
+  [ ! -e "$work/state/dialogbot.db" ] || fail "a SQLite file in the state volume, though storage.url is set"
+  tables=$(psql "$pg_url" -Atc "select count(*) from information_schema.tables where table_schema = 'public'")
+  [ "$tables" -gt 0 ] || fail "storage.url is set, but PostgreSQL has no tables"
+  step "PostgreSQL holds $tables tables; no SQLite file"
+fi
 if [ "$has_ops" = 1 ]; then
   curl -fsS "http://127.0.0.1:$ops_port/healthz" >/dev/null || fail "/healthz is not ready"
   "$engine" healthcheck run "$name" >/dev/null 2>&1 || fail "the image's HEALTHCHECK fails"
@@ -149,5 +186,5 @@ case "$blas" in *openblas*) step "$blas" ;; *) fail "libtorch does not use OpenB
 "$engine" stop -t 20 "$name" >/dev/null 2>&1
 code=$("$engine" inspect -f '{{.State.ExitCode}}' "$name")
 [ "$code" = 0 ] || fail "exit status $code after SIGTERM"
-step "stopped by SIGTERM, exit status 0; runs as uid 10001; history in the state volume"
+step "stopped by SIGTERM, exit status 0; runs as uid 10001"
 echo "SMOKE OK: $image answered 3 messages in $mode mode"
