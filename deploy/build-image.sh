@@ -9,7 +9,8 @@
 # cuda: deploy/Dockerfile.cuda, tagged dialogbot:cuda; needs a registry (the
 #   nvidia/cuda and golang images) and download.pytorch.org.
 #
-# Env: ENGINE (podman, or docker), TAG, BASE, GO_IMAGE, GOPROXY.
+# Env: ENGINE (podman, or docker), TAG, GO_IMAGE, GOPROXY; cpu: BASE; cuda:
+# CUDA_VERSION and LIBTORCH_URL (a matching pair, see deploy/Dockerfile.cuda).
 # The build uses the host's network (--network=host) for the Debian mirror, as
 # apt on this machine does.
 set -euo pipefail
@@ -24,7 +25,8 @@ args=(--network=host -f "deploy/Dockerfile.$kind" -t "$tag")
 # CA the image does not trust); else GOPROXY, or the Dockerfile's proxy.golang.org.
 modcache=$(go env GOMODCACHE 2>/dev/null || true)/cache/download
 if [ -z "${GOPROXY:-}" ] && [ "$engine" = podman ] && [ -d "$modcache" ]; then
-  args+=(-v "$modcache:/goproxy:ro" --build-arg GOPROXY=file:///goproxy)
+  # A module missing there is fetched from proxy.golang.org (where the network allows).
+  args+=(-v "$modcache:/goproxy:ro" --build-arg "GOPROXY=file:///goproxy,https://proxy.golang.org,direct")
 elif [ -n "${GOPROXY:-}" ]; then
   args+=(--build-arg "GOPROXY=$GOPROXY")
 fi
@@ -38,7 +40,8 @@ cpu)
   args+=(--build-arg "BASE=$BASE" --build-arg "GO_IMAGE=$GO_IMAGE")
   ;;
 cuda)
-  [ -n "${BASE:-}" ] && args+=(--build-arg "BASE=$BASE")
+  [ -n "${CUDA_VERSION:-}" ] && args+=(--build-arg "CUDA_VERSION=$CUDA_VERSION")
+  [ -n "${LIBTORCH_URL:-}" ] && args+=(--build-arg "LIBTORCH_URL=$LIBTORCH_URL")
   [ -n "${GO_IMAGE:-}" ] && args+=(--build-arg "GO_IMAGE=$GO_IMAGE")
   ;;
 *)
