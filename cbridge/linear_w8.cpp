@@ -4,13 +4,17 @@
 // scale per output row (weight-only, symmetric, per-channel quantization;
 // model/python/int8.py makes the weights and holds the reference version).
 //
-// Why not libtorch's quantized::linear_dynamic: on Debian's libtorch its only
-// x86 engine is oneDNN, which quantizes every input row to uint8, prepares
-// one primitive per weight for the first input shape it sees and builds a
-// new one for any other, and synchronises its OpenMP threads several times
-// per layer. A decode step reads each weight once for a handful of rows, so
-// it is bound by reading memory; this kernel streams the int8 rows straight
-// into float FMAs with no state and one parallel region per layer.
+// Two paths, by the number of input rows:
+//  - one row (a chat's decode step) is bound by reading the weights: a
+//    direct AVX2 kernel streams the int8 rows into float FMAs, with no
+//    state and one parallel region per layer. torch's dynamic int8 on
+//    oneDNN (Debian's only x86 engine) quantizes the row, runs a GEMM made
+//    for many rows and dequantizes, and was slower than this by a third.
+//  - more rows (prompts, batched decode) are bound by arithmetic: the
+//    quantized engine's int8 GEMM on weights packed once per layer, called
+//    in fixed tiles of rows so that oneDNN, which prepares a layer for the
+//    shape of its first call only, never sees another shape.
+// Measurements: docs/cpu.md.
 #include <ATen/Parallel.h>
 #include <ATen/native/quantized/PackedParams.h>
 #include <torch/library.h>
