@@ -46,6 +46,17 @@ func (s *Server) PushRaw(fields string) int {
 	return id
 }
 
+// PushRawWithID queues an update with a given id (one Telegram sends again,
+// say) given as the JSON of its fields after update_id.
+func (s *Server) PushRawWithID(id int, fields string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.updates = append(s.updates, telego.Update{UpdateID: id})
+	s.raw[id] = json.RawMessage(fmt.Sprintf(`{"update_id": %d, %s}`, id, fields))
+	close(s.arrived)
+	s.arrived = make(chan struct{})
+}
+
 // SetStatus sets a user's member status in a chat (getChatMember); the
 // default is member.
 func (s *Server) SetStatus(chatID, userID int64, status string) {

@@ -45,6 +45,7 @@ type Server struct {
 	faults    map[string][]Fault
 	status    map[[2]int64]string // chat, user -> member status
 	webhook   map[string]string
+	failText  map[string]int // sendMessage text -> status it always fails with
 }
 
 // New starts a server that is closed when the test ends. A call it cannot
@@ -53,6 +54,7 @@ func New(tb testing.TB) *Server {
 	s := &Server{
 		tb: tb, nextID: 1, nextMsgID: 1000, arrived: make(chan struct{}), changed: make(chan struct{}),
 		raw: map[int]json.RawMessage{}, calls: map[string]int{}, faults: map[string][]Fault{}, status: map[[2]int64]string{},
+		failText: map[string]int{},
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(s.Close)
@@ -66,12 +68,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, 0) // Telegram's answer to an unknown token
 		return
 	}
+	flt, faulty := s.takeFault(method)
+	if faulty && flt.ResetBefore {
+		flt.write(w) // before the body is read, so no 100 Continue goes out
+		return
+	}
 	var params map[string]json.RawMessage
 	if err := json.NewDecoder(r.Body).Decode(&params); err != nil {
 		writeAPIError(w, http.StatusBadRequest, 0)
 		return
 	}
-	if flt, ok := s.takeFault(method); ok {
+	if status := s.textFault(method, params); status != 0 && !faulty {
+		flt, faulty = Fault{Status: status}, true
+	}
+	if faulty && !flt.ResetAfter {
 		flt.write(w)
 		return
 	}
@@ -84,7 +94,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, 0)
 		return
 	}
+	if faulty {
+		flt.write(w) // acted on, answer lost
+		return
+	}
 	json.NewEncoder(w).Encode(map[string]any{"ok": true, "result": result})
+}
+
+func (s *Server) textFault(method string, p map[string]json.RawMessage) int {
+	if method != "sendMessage" {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failText[strParam(p, "text")]
 }
 
 func (s *Server) count() {
