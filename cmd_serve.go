@@ -59,6 +59,7 @@ func botOptions(cfg config.Config) bot.Options {
 	o := bot.DefaultOptions()
 	o.Token, o.APIURL, o.Mode = t.Token, t.APIURL, t.Mode
 	o.WebhookListen, o.WebhookPath, o.WebhookURL, o.WebhookSecret = t.WebhookListen, t.WebhookPath, t.WebhookURL, t.WebhookSecret
+	o.WebhookMaxConnections = t.WebhookMaxConnections
 	o.AdminIDs, o.AllowedUserIDs, o.AllowedChatIDs = t.AdminIDs, t.AllowedUserIDs, t.AllowedChatIDs
 	o.Texts = bot.Texts{
 		Greeting: t.Greeting, Help: t.Help, Apology: t.Apology, TooLong: t.TooLong,
@@ -69,5 +70,6 @@ func botOptions(cfg config.Config) bot.Options {
 	o.ReplyTimeout = cfg.Generation.Timeout
 	o.Limits = bot.Limits{ChatPerSecond: b.ChatPerSecond, GroupPerMinute: b.GroupPerMinute, GlobalPerSecond: b.GlobalPerSecond}
 	o.MaxConcurrent, o.QueueSize, o.ShutdownGrace = b.MaxConcurrent, b.QueueSize, b.ShutdownGrace
+	o.SendDeadline = b.SendDeadline
 	return o
 }

@@ -40,6 +40,7 @@ type Bot struct {
 	mu          sync.Mutex
 	rnd         *rand.Rand
 	webhookAddr net.Addr
+	guard       *connGuard
 }
 
 // New checks the options and prepares a bot; it makes no network call.

@@ -39,6 +39,9 @@ func (b *Bot) serveWebhook(ctx, work context.Context, d *dispatcher) error {
 	b.webhookAddr = ln.Addr()
 	b.mu.Unlock()
 	guard := newConnGuard(b.opts.WebhookMaxOpen)
+	b.mu.Lock()
+	b.guard = guard
+	b.mu.Unlock()
 	srv := &http.Server{
 		Handler:           b.webhookHandler(ctx, work, d),
 		ReadHeaderTimeout: webhookHeaderTimeout, ReadTimeout: webhookReadTimeout,
@@ -176,6 +179,17 @@ func (g *connGuard) oldestIdleLocked(except net.Conn) net.Conn {
 		}
 	}
 	return oldest
+}
+
+// shedConns is how many webhook connections were closed to make room.
+func (b *Bot) shedConns() int {
+	b.mu.Lock()
+	g := b.guard
+	b.mu.Unlock()
+	if g == nil {
+		return 0
+	}
+	return g.shed()
 }
 
 // shed is how many connections were closed to make room.

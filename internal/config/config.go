@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -29,22 +30,25 @@ type Config struct {
 
 // TelegramConfig is how the bot reaches Telegram, who may use it and what it says.
 type TelegramConfig struct {
-	Token          string  `toml:"token"`
-	APIURL         string  `toml:"api_url"`
-	AdminIDs       []int64 `toml:"admin_ids"`
-	Mode           string  `toml:"mode"`
-	WebhookListen  string  `toml:"webhook_listen"`
-	WebhookPath    string  `toml:"webhook_path"`
-	WebhookURL     string  `toml:"webhook_url"`
-	WebhookSecret  string  `toml:"webhook_secret"`
-	AllowedUserIDs []int64 `toml:"allowed_user_ids"`
-	AllowedChatIDs []int64 `toml:"allowed_chat_ids"`
-	Greeting       string  `toml:"greeting"`
-	Help           string  `toml:"help"`
-	Apology        string  `toml:"apology"`
-	TooLong        string  `toml:"too_long"`
-	NonTextReply   string  `toml:"non_text_reply"`
-	ResetReply     string  `toml:"reset_reply"`
+	Token         string  `toml:"token"`
+	APIURL        string  `toml:"api_url"`
+	AdminIDs      []int64 `toml:"admin_ids"`
+	Mode          string  `toml:"mode"`
+	WebhookListen string  `toml:"webhook_listen"`
+	WebhookPath   string  `toml:"webhook_path"`
+	WebhookURL    string  `toml:"webhook_url"`
+	WebhookSecret string  `toml:"webhook_secret"`
+	// WebhookMaxConnections is setWebhook's max_connections: how many
+	// connections Telegram opens at once to deliver updates (1-100).
+	WebhookMaxConnections int     `toml:"webhook_max_connections"`
+	AllowedUserIDs        []int64 `toml:"allowed_user_ids"`
+	AllowedChatIDs        []int64 `toml:"allowed_chat_ids"`
+	Greeting              string  `toml:"greeting"`
+	Help                  string  `toml:"help"`
+	Apology               string  `toml:"apology"`
+	TooLong               string  `toml:"too_long"`
+	NonTextReply          string  `toml:"non_text_reply"`
+	ResetReply            string  `toml:"reset_reply"`
 }
 
 // ModelConfig is which model to load and where it runs.
@@ -90,22 +94,26 @@ type BotConfig struct {
 	MaxConcurrent   int           `toml:"max_concurrent"`
 	QueueSize       int           `toml:"queue_size"`
 	ShutdownGrace   time.Duration `toml:"shutdown_grace"`
+	// SendDeadline bounds the retries of one message; then it is dropped and
+	// the user gets the apology.
+	SendDeadline time.Duration `toml:"send_deadline"`
 }
 
 // Default is the configuration before any file is read.
 func Default() Config {
 	return Config{
 		Telegram: TelegramConfig{
-			APIURL:        "https://api.telegram.org",
-			Mode:          "polling",
-			WebhookListen: ":8443",
-			WebhookPath:   "/telegram",
-			Greeting:      "Привет! Я бот-собеседник. Просто напиши мне что-нибудь.",
-			Help:          "Я отвечаю на сообщения. В группах упомяни меня или ответь на моё сообщение.\n/reset - забыть наш разговор\n/chance N - (админы группы) вмешиваться в разговор с вероятностью N%",
-			Apology:       "Извини, что-то пошло не так. Попробуй ещё раз позже.",
-			TooLong:       "Извини, это сообщение для меня слишком длинное.",
-			NonTextReply:  "Я понимаю только текст.",
-			ResetReply:    "Хорошо, я забыл наш разговор.",
+			APIURL:                "https://api.telegram.org",
+			Mode:                  "polling",
+			WebhookListen:         "127.0.0.1:8443",
+			WebhookMaxConnections: 40,
+			WebhookPath:           "/telegram",
+			Greeting:              "Привет! Я бот-собеседник. Просто напиши мне что-нибудь.",
+			Help:                  "Я отвечаю на сообщения. В группах упомяни меня или ответь на моё сообщение.\n/reset - забыть наш разговор\n/chance N - (админы группы) вмешиваться в разговор с вероятностью N%",
+			Apology:               "Извини, что-то пошло не так. Попробуй ещё раз позже.",
+			TooLong:               "Извини, это сообщение для меня слишком длинное.",
+			NonTextReply:          "Я понимаю только текст.",
+			ResetReply:            "Хорошо, я забыл наш разговор.",
 		},
 		Model: ModelConfig{Device: "auto", DType: "auto", Slots: 24, MaxContext: 512},
 		Generation: GenerationConfig{
@@ -116,7 +124,7 @@ func Default() Config {
 		Storage: StorageConfig{Path: "dialogbot.db"},
 		Bot: BotConfig{
 			GroupChance: 0, HistoryTurns: 12, ChatPerSecond: 1, GroupPerMinute: 20, GlobalPerSecond: 30,
-			MaxConcurrent: 16, QueueSize: 32, ShutdownGrace: 3 * time.Second,
+			MaxConcurrent: 16, QueueSize: 32, ShutdownGrace: 3 * time.Second, SendDeadline: time.Minute,
 		},
 	}
 }
@@ -129,6 +137,16 @@ const TokenEnv = "TELEGRAM_BOT_TOKEN"
 func Load(path string) (Config, error) {
 	cfg := Default()
 	if path != "" {
+		var fileToken struct {
+			Telegram struct {
+				Token string `toml:"token"`
+			} `toml:"telegram"`
+		}
+		if _, err := toml.DecodeFile(path, &fileToken); err == nil && fileToken.Telegram.Token != "" {
+			if err := checkPrivate(path); err != nil {
+				return Config{}, err
+			}
+		}
 		md, err := toml.DecodeFile(path, &cfg)
 		if err != nil {
 			return Config{}, fmt.Errorf("config %s: %w", path, err)
@@ -144,6 +162,23 @@ func Load(path string) (Config, error) {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// checkPrivate refuses a config file holding the bot token that others may
+// read: whoever has the token is the bot.
+func checkPrivate(path string) error {
+	if runtime.GOOS == "windows" {
+		return nil // no Unix modes; the folder's ACL decides
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if mode := st.Mode().Perm(); mode&0o077 != 0 {
+		return fmt.Errorf("config %s holds telegram.token and others can access it (mode %04o): run `chmod 600 %s`, "+
+			"or keep the token in %s instead", path, mode, path, TokenEnv)
+	}
+	return nil
 }
 
 // Validate reports every value that cannot work, each naming its key. The
@@ -172,6 +207,9 @@ func (t TelegramConfig) validate() error {
 	var errs []error
 	if u, err := url.Parse(t.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("telegram.api_url: %q is not an http(s) URL", t.APIURL))
+	}
+	if t.WebhookMaxConnections < 1 || t.WebhookMaxConnections > 100 {
+		errs = append(errs, fmt.Errorf("telegram.webhook_max_connections: %d (want 1 to 100)", t.WebhookMaxConnections))
 	}
 	switch t.Mode {
 	case "polling":
@@ -286,6 +324,9 @@ func (b BotConfig) validate() error {
 		if r.v <= 0 {
 			errs = append(errs, fmt.Errorf("bot.%s: %g (want above 0)", r.key, r.v))
 		}
+	}
+	if b.SendDeadline <= 0 {
+		errs = append(errs, fmt.Errorf("bot.send_deadline: %v (want a positive duration such as \"60s\")", b.SendDeadline))
 	}
 	if b.ShutdownGrace <= 0 {
 		errs = append(errs, fmt.Errorf("bot.shutdown_grace: %v (want a positive duration such as \"3s\")", b.ShutdownGrace))

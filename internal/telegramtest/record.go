@@ -137,7 +137,8 @@ func (s *Server) ActionsIn(chatID int64) int {
 	return n
 }
 
-// Webhook is the url and secret_token of the last setWebhook, nil before one.
+// Webhook is the url, secret_token, allowed_updates and max_connections
+// (these two as JSON) of the last setWebhook, nil before one.
 func (s *Server) Webhook() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -130,7 +130,7 @@ func (s *Server) call(r *http.Request, method string, p map[string]json.RawMessa
 	case "getChatMember":
 		return s.getChatMember(p), nil
 	case "setWebhook":
-		s.setWebhook(strParam(p, "url"), strParam(p, "secret_token"))
+		s.setWebhook(p)
 		return true, nil
 	case "deleteWebhook":
 		return true, nil
