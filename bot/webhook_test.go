@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,4 +116,56 @@ func TestIdleConnectionsDoNotBlockUpdates(t *testing.T) {
 	if n := r.bot.shedConns(); n < idle-opts.WebhookMaxOpen {
 		t.Errorf("%d idle connections closed, want at least %d", n, idle-opts.WebhookMaxOpen)
 	}
+}
+
+// TestIdleConnectionsUnderFDLimit measures the delay of a real update while
+// DIALOGBOT_IDLE_CONNS idle connections are open and the process may hold
+// only those plus 400 file descriptors: without the guard the server would
+// need one per connection and stop accepting. Skipped unless that is set.
+func TestIdleConnectionsUnderFDLimit(t *testing.T) {
+	idle, _ := strconv.Atoi(os.Getenv("DIALOGBOT_IDLE_CONNS"))
+	if idle <= 0 {
+		t.Skip("set DIALOGBOT_IDLE_CONNS=N to measure with N idle connections")
+	}
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = uint64(idle + 400) // the client's ends, the guard's 256 and the rest
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	f := newFakeAPI(t)
+	opts := webhookOptions(t, f)
+	if os.Getenv("DIALOGBOT_IDLE_GUARD") == "off" { // to see what the guard spares
+		opts.WebhookMaxOpen = 1 << 30
+	}
+	r := startBot(t, f, &recorder{}, opts)
+	waitFor(t, "listener", func() bool { return r.bot.WebhookAddr() != nil })
+	addr := r.bot.WebhookAddr().String()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range idle {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("after %d connections: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	for i := range 5 {
+		start := time.Now()
+		if got := postUpdate(t, "http://"+addr+"/hook", opts.WebhookSecret, i+1, private(42, fmt.Sprint("real ", i))); got != http.StatusOK {
+			t.Fatalf("status %d", got)
+		}
+		waitFor(t, "the answer", func() bool { return len(f.sentTo(42)) == i+1 })
+		t.Logf("update %d answered %v after its post, %d idle connections open or pushed out", i, time.Since(start), idle)
+	}
+	r.stop()
+	t.Logf("%d idle connections closed to make room", r.bot.shedConns())
 }

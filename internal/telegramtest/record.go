@@ -110,6 +110,27 @@ func (s *Server) WaitSent(tb testing.TB, chatID int64, n int) []Sent {
 	}
 }
 
+// WaitAllSent waits until at least n messages were sent over all chats; it
+// fails the test if that does not happen within a generous limit.
+func (s *Server) WaitAllSent(tb testing.TB, n int) {
+	tb.Helper()
+	deadline := time.NewTimer(4 * waitLimit)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		got, changed := len(s.sent), s.changed
+		s.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			tb.Fatalf("telegramtest: %d messages sent, want %d", got, n)
+		}
+	}
+}
+
 // CallCount is how often method was called with the right token, faults included.
 func (s *Server) CallCount(method string) int {
 	s.mu.Lock()
