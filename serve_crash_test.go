@@ -220,8 +220,10 @@ func TestServeSurvivesKill(t *testing.T) {
 	t.Logf("after 3 kills: %+v; in flight at a kill, taken as sent: %d", r, strings.Count(log.String(), "taken as sent, it may be lost"))
 }
 
-// TestServeSurvivesTerm: SIGTERM with the default grace while replying,
-// then a restart: the rest is answered, nothing twice.
+// TestServeSurvivesTerm: SIGTERM with the default grace (3 s) while
+// replying, with a Bot API that takes a second per message, so that the
+// grace ends with replies queued and in flight; then a restart: the rest is
+// answered, nothing twice.
 func TestServeSurvivesTerm(t *testing.T) {
 	testmodel.RequireBridge(t)
 	model := testmodel.Export(t, "tiny-gpt2")
@@ -231,10 +233,12 @@ func TestServeSurvivesTerm(t *testing.T) {
 	cfg := crashConfig(t, api.URL, model, filepath.Join(t.TempDir(), "bot.db"))
 	msgs := crashTraffic(20, 100)
 	api.Push(msgs...)
+	api.SetDelay("sendMessage", time.Second)
 	c := startChild(t, cfg, log)
 	api.WaitAllSent(t, 30)
 	c.term(t)
 	before := len(api.AllSent())
+	api.SetDelay("sendMessage", 0)
 	finish(t, api, cfg, log, 20)
 	r := report(api, msgs)
 	r.check(t, len(msgs))

@@ -42,13 +42,24 @@ func (e *callError) Unwrap() error { return e.err }
 // sentBody is a request body that tells whether the transport read all of
 // it: the evidence that the request left. With "Expect: 100-continue" the
 // transport reads it only once the server asked for it, so a connection
-// reset before that is surely a request Telegram never saw.
+// reset before that is surely a request Telegram never saw. leaving, when
+// set, runs before the first byte is handed over; if it fails, no byte is.
 type sentBody struct {
-	r    *bytes.Reader
-	done atomic.Bool
+	r       *bytes.Reader
+	leaving func() error
+	started atomic.Bool // leaving ran and succeeded
+	done    atomic.Bool // every byte was handed to the transport
 }
 
 func (b *sentBody) Read(p []byte) (int, error) {
+	if !b.started.Load() {
+		if b.leaving != nil {
+			if err := b.leaving(); err != nil {
+				return 0, err
+			}
+		}
+		b.started.Store(true)
+	}
 	n, err := b.r.Read(p)
 	if b.r.Len() == 0 {
 		b.done.Store(true)
@@ -60,19 +71,26 @@ func (b *sentBody) Read(p []byte) (int, error) {
 const maxAnswer = 1 << 20
 
 // call posts params to a Bot API method and returns its result; a failure
-// is a *callError. It is not telego's caller because that one can neither
-// tell a request that left from one that did not, nor read a 5xx's body.
-func (c *apiClient) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
+// is a *callError. leaving (may be nil) runs just before the body leaves
+// (see sentBody); started reports whether it ran. It is not telego's caller
+// because that one can neither tell a request that left from one that did
+// not, nor read a 5xx's body.
+func (c *apiClient) call(ctx context.Context, method string, params any, leaving func() error) (_ json.RawMessage, started bool, _ error) {
 	data, err := json.Marshal(params)
 	if err != nil {
-		return nil, &callError{kind: permanent, err: fmt.Errorf("%s: %w", method, err)}
+		return nil, false, &callError{kind: permanent, err: fmt.Errorf("%s: %w", method, err)}
 	}
-	body := &sentBody{r: bytes.NewReader(data)}
+	body := &sentBody{r: bytes.NewReader(data), leaving: leaving}
+	raw, err := c.do(ctx, method, body)
+	return raw, body.started.Load(), err
+}
+
+func (c *apiClient) do(ctx context.Context, method string, body *sentBody) (json.RawMessage, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/bot"+c.token+"/"+method, body)
 	if err != nil {
 		return nil, &callError{kind: permanent, err: fmt.Errorf("%s: %w", c.redact(err), err)}
 	}
-	req.ContentLength = int64(len(data))
+	req.ContentLength = int64(body.r.Len())
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Expect", "100-continue")
 	resp, err := c.client.Do(req)

@@ -3,7 +3,6 @@ package bot
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -92,14 +91,21 @@ func (b *Bot) deliver(ctx context.Context, j *job, o Outgoing, group bool, deadl
 			prev.State = Sent
 			return b.store.Record(ctx, prev)
 		}
-		o.Text, o.ReplyTo = prev.Text, prev.ReplyTo // the first run's words
+		o.Text, o.ReplyTo = prev.Text, prev.ReplyTo // the first run's words (planned: never left)
 	}
-	o.State = Sending
-	if err := b.store.Record(ctx, o); err != nil {
-		return err // not sent: better late (after a restart) than unrecorded
-	}
-	id, err := b.send.send(ctx, sendParams{chatID: o.ChatID, group: group, replyTo: o.ReplyTo, text: o.Text}, deadline)
+	// The intent is recorded as the body leaves, not before the request:
+	// a crash before that point leaves no record (or a planned one), and
+	// the message is sent after the restart; only a crash between the
+	// record and the last byte reaching the socket can lose it.
 	keep := context.WithoutCancel(ctx) // the outcome is recorded even on shutdown
+	// Copies: leaving runs in the HTTP transport's goroutine.
+	inFlight, planned := o, o
+	inFlight.State, planned.State = Sending, Planned
+	hooks := outboxHooks{
+		leaving: func() error { return b.store.Record(ctx, inFlight) },
+		back:    func() error { return b.store.Record(keep, planned) },
+	}
+	id, err := b.send.send(ctx, sendParams{chatID: o.ChatID, group: group, replyTo: o.ReplyTo, text: o.Text}, deadline, hooks)
 	switch {
 	case err == nil:
 		b.stats.sent.Add(1)
@@ -110,10 +116,6 @@ func (b *Bot) deliver(ctx context.Context, j *job, o Outgoing, group bool, deadl
 		b.log.Warn("a reply's answer was lost after it reached Telegram; taken as sent", "chat_id", o.ChatID, "err", err)
 		o.State = Sent
 		return b.store.Record(keep, o)
-	}
-	o.State = Planned
-	if rerr := b.store.Record(keep, o); rerr != nil {
-		return fmt.Errorf("%w (and recording it failed: %w)", err, rerr)
 	}
 	return err
 }

@@ -47,10 +47,18 @@ type sendParams struct {
 	text    string
 }
 
+// outboxHooks record a message's way out: leaving runs just before its
+// body leaves (it records the send as in flight; if it fails, nothing is
+// sent), back after an attempt that ran leaving failed without the message
+// leaving (it records the send as not in flight).
+type outboxHooks struct {
+	leaving, back func() error
+}
+
 // send sends one message (within Telegram's length limit) and returns its
 // id. It retries until deadline has passed since the first attempt; then
 // the last error is returned.
-func (s *sender) send(ctx context.Context, p sendParams, deadline time.Duration) (int, error) {
+func (s *sender) send(ctx context.Context, p sendParams, deadline time.Duration, hooks outboxHooks) (int, error) {
 	end := time.Now().Add(deadline)
 	params := &telego.SendMessageParams{ChatID: tu.ID(p.chatID), Text: p.text}
 	if p.replyTo != 0 {
@@ -60,8 +68,13 @@ func (s *sender) send(ctx context.Context, p sendParams, deadline time.Duration)
 		if err := s.lim.wait(ctx, p.chatID, p.group); err != nil {
 			return 0, err
 		}
-		id, err := s.attempt(ctx, params, end)
+		id, started, err := s.attempt(ctx, params, end, hooks.leaving)
 		kind, ce := errKind(err)
+		if started && err != nil && kind != ambiguous && hooks.back != nil {
+			if berr := hooks.back(); berr != nil {
+				return 0, fmt.Errorf("send to chat %d: %w (and recording that failed: %w)", p.chatID, err, berr)
+			}
+		}
 		switch {
 		case err == nil:
 			return id, nil
@@ -87,22 +100,23 @@ func (s *sender) send(ctx context.Context, p sendParams, deadline time.Duration)
 	}
 }
 
-// attempt makes one sendMessage request, bounded by maxAttemptTime and end.
-func (s *sender) attempt(ctx context.Context, params *telego.SendMessageParams, end time.Time) (int, error) {
+// attempt makes one sendMessage request, bounded by maxAttemptTime and end;
+// started says whether leaving ran.
+func (s *sender) attempt(ctx context.Context, params *telego.SendMessageParams, end time.Time, leaving func() error) (int, bool, error) {
 	ctx, cancel := context.WithDeadline(ctx, minTime(end, time.Now().Add(maxAttemptTime)))
 	defer cancel()
-	raw, err := s.api.call(ctx, "sendMessage", params)
+	raw, started, err := s.api.call(ctx, "sendMessage", params, leaving)
 	if err != nil {
-		return 0, err
+		return 0, started, err
 	}
 	var m struct {
 		MessageID int `json:"message_id"`
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
 		// Telegram took the message; only its answer is odd.
-		return 0, &callError{kind: ambiguous, err: fmt.Errorf("sendMessage: result: %w", err)}
+		return 0, started, &callError{kind: ambiguous, err: fmt.Errorf("sendMessage: result: %w", err)}
 	}
-	return m.MessageID, nil
+	return m.MessageID, started, nil
 }
 
 func minTime(a, b time.Time) time.Time {

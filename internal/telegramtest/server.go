@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mymmrac/telego"
 )
@@ -46,6 +47,7 @@ type Server struct {
 	status    map[[2]int64]string // chat, user -> member status
 	webhook   map[string]string
 	failText  map[string]int // sendMessage text -> status it always fails with
+	delay     map[string]time.Duration
 }
 
 // New starts a server that is closed when the test ends. A call it cannot
@@ -54,7 +56,7 @@ func New(tb testing.TB) *Server {
 	s := &Server{
 		tb: tb, nextID: 1, nextMsgID: 1000, arrived: make(chan struct{}), changed: make(chan struct{}),
 		raw: map[int]json.RawMessage{}, calls: map[string]int{}, faults: map[string][]Fault{}, status: map[[2]int64]string{},
-		failText: map[string]int{},
+		failText: map[string]int{}, delay: map[string]time.Duration{},
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(s.Close)
@@ -98,6 +100,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		flt.write(w) // acted on, answer lost
 		return
 	}
+	s.wait(r, method)
 	json.NewEncoder(w).Encode(map[string]any{"ok": true, "result": result})
 }
 
@@ -108,6 +111,29 @@ func (s *Server) textFault(method string, p map[string]json.RawMessage) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.failText[strParam(p, "text")]
+}
+
+// SetDelay makes the server answer method d after acting on it, as a slow
+// server does (a client giving up meanwhile does not undo the call).
+func (s *Server) SetDelay(method string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay[method] = d
+}
+
+func (s *Server) wait(r *http.Request, method string) {
+	s.mu.Lock()
+	d := s.delay[method]
+	s.mu.Unlock()
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
 }
 
 func (s *Server) count() {
