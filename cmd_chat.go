@@ -37,7 +37,9 @@ func runChat(ctx context.Context, args []string, s stdio) error {
 		return err
 	}
 	if *device != "" {
-		cfg.Model.Device = *device
+		if cfg.Model.Device, err = config.ParseDevice(*device); err != nil {
+			return fmt.Errorf("%w: --device: %w", errUsage, err)
+		}
 	}
 	if *seed != 0 {
 		cfg.Generation.Seed = *seed

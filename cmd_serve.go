@@ -18,12 +18,16 @@ func runServe(ctx context.Context, args []string, s stdio) error {
 	fs := newFlagSet("serve", s)
 	path := fs.String("config", "config.toml", "config `file` (TOML); TELEGRAM_BOT_TOKEN overrides telegram.token")
 	verbose := fs.Bool("v", false, "log debug messages too")
+	modelDir := fs.String("model", "", "exported model `DIR` (overrides model.path)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
+	}
+	if *modelDir != "" {
+		cfg.Model.Path = *modelDir
 	}
 	if err := cfg.ValidateToken(); err != nil {
 		return err

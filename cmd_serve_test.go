@@ -340,3 +340,17 @@ func TestBotOptionsFromConfig(t *testing.T) {
 		t.Errorf("options %+v do not follow the config", o)
 	}
 }
+
+// TestServeModelFlag: --model overrides model.path (make demo passes it, so
+// MODEL_DIR is honoured with an existing config.toml).
+func TestServeModelFlag(t *testing.T) {
+	t.Setenv(config.TokenEnv, validToken)
+	missing := filepath.Join(t.TempDir(), "no-such-model")
+	cfg := writeConfig(t, "[model]\npath = \"/elsewhere\"\n")
+	var stderr bytes.Buffer
+	code := runMain(context.Background(), []string{"serve", "--config", cfg, "--model", missing},
+		stdio{in: strings.NewReader(""), out: &bytes.Buffer{}, err: &stderr})
+	if code != 1 || !strings.Contains(stderr.String(), missing) || strings.Contains(stderr.String(), "/elsewhere") {
+		t.Errorf("exit %d, stderr %q; want 1 and an error naming %s", code, stderr.String(), missing)
+	}
+}

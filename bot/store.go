@@ -65,14 +65,14 @@ DROP TABLE turns_v0;`
 // Store keeps the chats and the inbox in SQLite (see Storage). Its files are
 // readable by their owner only: they hold people's conversations.
 type Store struct {
-	db   *sql.DB
-	keep int // turns kept per chat
+	db     *sql.DB
+	window dialog.Window // turns kept per chat
 }
 
 var _ Storage = (*Store)(nil)
 
 // OpenStore opens (or creates) the database at path and keeps up to keep
-// turns of each chat (see Append).
+// turns of each chat, as dialog.Window says (see Append).
 func OpenStore(ctx context.Context, path string, keep int) (*Store, error) {
 	if err := privateFile(path); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -97,7 +97,7 @@ func OpenStore(ctx context.Context, path string, keep int) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	return &Store{db: db, keep: keep}, nil
+	return &Store{db: db, window: dialog.Window{MaxTurns: keep}}, nil
 }
 
 // privateFile creates the database file with mode 0600 before SQLite does
@@ -164,11 +164,9 @@ func hasOldTurns(ctx context.Context, db *sql.DB) bool {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Append adds a turn to a chat's history. When that makes more than keep
-// turns, the older ones go at once, leaving the newest half. A prompt then
-// keeps its start for several messages, which lets the engine reuse the
-// chat's cached prompt; a window sliding one turn at a time would change
-// the start of every prompt.
+// Append adds a turn to a chat's history, then drops the turns that the
+// conversation window no longer keeps (dialog.Window: on overflow the older
+// turns go at once, so prompts keep their start and their cache is reused).
 func (s *Store) Append(ctx context.Context, chatID int64, updateID int, t dialog.Turn) error {
 	speaker, err := speakerName(t.Speaker)
 	if err != nil {
@@ -190,11 +188,12 @@ func (s *Store) Append(ctx context.Context, chatID int64, updateID int, t dialog
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM turns WHERE chat_id = ?`, chatID).Scan(&n); err != nil {
 		return fmt.Errorf("count history: %w", err)
 	}
-	if n <= s.keep {
+	keep := s.window.Keep(n)
+	if keep == n {
 		return nil
 	}
 	_, err = s.db.ExecContext(ctx, `DELETE FROM turns WHERE chat_id = ? AND seq <= (
-		SELECT seq FROM turns WHERE chat_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, chatID, chatID, max(1, s.keep/2))
+		SELECT seq FROM turns WHERE chat_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, chatID, chatID, keep)
 	if err != nil {
 		return fmt.Errorf("trim history: %w", err)
 	}

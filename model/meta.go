@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dialogbot/dialogbot/model/dialog"
 	"os"
 	"path/filepath"
+
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 // Meta is an exported model's dialogbot.json, written by model/python/export.py.

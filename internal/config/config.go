@@ -7,11 +7,11 @@ import (
 	"os"
 	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/sample"
 
 	"github.com/BurntSushi/toml"
 )
@@ -54,8 +54,8 @@ type TelegramConfig struct {
 // ModelConfig is which model to load and where it runs.
 type ModelConfig struct {
 	Path       string `toml:"path"`
-	Device     string `toml:"device"`
-	DType      string `toml:"dtype"`
+	Device     Device `toml:"device"`
+	DType      DType  `toml:"dtype"`
 	Threads    int    `toml:"threads"`
 	Slots      int    `toml:"slots"`
 	MaxContext int    `toml:"max_context"`
@@ -65,7 +65,6 @@ type ModelConfig struct {
 
 // GenerationConfig is how replies are sampled.
 type GenerationConfig struct {
-	MaxTurns          int           `toml:"max_turns"`
 	MaxNewTokens      int           `toml:"max_new_tokens"`
 	MinNewTokens      int           `toml:"min_new_tokens"`
 	Temperature       float64       `toml:"temperature"`
@@ -117,7 +116,7 @@ func Default() Config {
 		},
 		Model: ModelConfig{Device: "auto", DType: "auto", Slots: 24, MaxContext: 512},
 		Generation: GenerationConfig{
-			MaxTurns: 6, MaxNewTokens: 40, MinNewTokens: 1, Temperature: 1.2, TopK: 10, TopP: 0.95,
+			MaxNewTokens: 40, MinNewTokens: 1, Temperature: 1.2, TopK: 10, TopP: 0.95,
 			RepetitionPenalty: 1.2, NoRepeatNgramSize: 2, Candidates: 3, Seed: 0,
 			FallbackReply: "Хм, даже не знаю, что ответить.", Timeout: 30 * time.Second,
 		},
@@ -152,7 +151,7 @@ func Load(path string) (Config, error) {
 			return Config{}, fmt.Errorf("config %s: %w", path, err)
 		}
 		if und := md.Undecoded(); len(und) > 0 {
-			return Config{}, fmt.Errorf("config %s: unknown key %q", path, und[0].String())
+			return Config{}, fmt.Errorf("config %s: %w", path, unknownKey(und[0].String()))
 		}
 	}
 	if tok := os.Getenv(TokenEnv); tok != "" {
@@ -179,6 +178,18 @@ func checkPrivate(path string) error {
 			"or keep the token in %s instead", path, mode, path, TokenEnv)
 	}
 	return nil
+}
+
+// removedKeys are keys of earlier versions, with what replaced them.
+var removedKeys = map[string]string{
+	"generation.max_turns": "the conversation window is bot.history_turns alone",
+}
+
+func unknownKey(key string) error {
+	if why, ok := removedKeys[key]; ok {
+		return fmt.Errorf("%s was removed (%s): delete it", key, why)
+	}
+	return fmt.Errorf("unknown key %q", key)
 }
 
 // Validate reports every value that cannot work, each naming its key. The
@@ -242,13 +253,11 @@ var webhookSecretPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
 
 func (m ModelConfig) validate() error {
 	var errs []error
-	if !validDevice(m.Device) {
-		errs = append(errs, fmt.Errorf("model.device: %q (want \"auto\", \"cpu\", \"cuda\" or \"cuda:N\")", m.Device))
+	if _, err := ParseDevice(string(m.Device)); err != nil {
+		errs = append(errs, fmt.Errorf("model.device: %w", err))
 	}
-	switch m.DType {
-	case "auto", "float32", "float16", "bfloat16":
-	default:
-		errs = append(errs, fmt.Errorf("model.dtype: %q (want \"auto\", \"float32\", \"float16\" or \"bfloat16\")", m.DType))
+	if _, err := ParseDType(string(m.DType)); err != nil {
+		errs = append(errs, fmt.Errorf("model.dtype: %w", err))
 	}
 	if m.PromptFormat != "" {
 		if _, err := dialog.ParseFormat(m.PromptFormat); err != nil {
@@ -260,19 +269,8 @@ func (m ModelConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-func validDevice(d string) bool {
-	switch d {
-	case "auto", "cpu", "cuda":
-		return true
-	}
-	n, ok := strings.CutPrefix(d, "cuda:")
-	i, err := strconv.Atoi(n)
-	return ok && err == nil && i >= 0 && strconv.Itoa(i) == n
-}
-
 func (g GenerationConfig) validate() error {
 	errs := []error{
-		atLeast("generation.max_turns", g.MaxTurns, 1),
 		atLeast("generation.max_new_tokens", g.MaxNewTokens, 1),
 		atLeast("generation.min_new_tokens", g.MinNewTokens, 0),
 		atLeast("generation.top_k", g.TopK, 0),
@@ -282,8 +280,8 @@ func (g GenerationConfig) validate() error {
 	if g.MinNewTokens > g.MaxNewTokens {
 		errs = append(errs, fmt.Errorf("generation.min_new_tokens: %d is above max_new_tokens %d", g.MinNewTokens, g.MaxNewTokens))
 	}
-	if g.Temperature < 0 {
-		errs = append(errs, fmt.Errorf("generation.temperature: %g is negative", g.Temperature))
+	if !(g.Temperature > 0) {
+		errs = append(errs, fmt.Errorf("generation.temperature: %g (want above 0; `chat --greedy` gives the most likely reply)", g.Temperature))
 	}
 	if g.TopP <= 0 || g.TopP > 1 {
 		errs = append(errs, fmt.Errorf("generation.top_p: %g (want above 0, at most 1)", g.TopP))
@@ -298,6 +296,15 @@ func (g GenerationConfig) validate() error {
 		errs = append(errs, fmt.Errorf("generation.timeout: %v (want a positive duration such as \"30s\")", g.Timeout))
 	}
 	return errors.Join(errs...)
+}
+
+// Sampling is how the generation settings sample each token.
+func (g GenerationConfig) Sampling() sample.SamplingParams {
+	return sample.SamplingParams{
+		Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP,
+		RepetitionPenalty: g.RepetitionPenalty, NoRepeatNgram: g.NoRepeatNgramSize,
+		MinNewTokens: g.MinNewTokens, MaxNewTokens: g.MaxNewTokens,
+	}
 }
 
 func (s StorageConfig) validate() error {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/dialogbot/dialogbot/model/sample"
 )
 
 // validToken has the shape of a bot token.
@@ -36,7 +37,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Errorf("Load(\"\") differs from Default()")
 	}
 	g := cfg.Generation
-	if g.MaxTurns != 6 || g.MaxNewTokens != 40 || g.Temperature != 1.2 || g.TopK != 10 || g.TopP != 0.95 ||
+	if g.MaxNewTokens != 40 || g.Temperature != 1.2 || g.TopK != 10 || g.TopP != 0.95 ||
 		g.RepetitionPenalty != 1.2 || g.NoRepeatNgramSize != 2 || g.Candidates != 3 || g.Timeout != 30*time.Second {
 		t.Errorf("generation defaults %+v", g)
 	}
@@ -89,6 +90,8 @@ func TestLoadConfigErrors(t *testing.T) {
 	}{
 		{"unknown key", "[telegram]\ntokn = \"x\"", `unknown key "telegram.tokn"`},
 		{"unknown section", "[modle]\npath = \"x\"", `unknown key "modle`},
+		{"zero temperature", "[generation]\ntemperature = 0", "generation.temperature: 0 (want above 0"},
+		{"removed key", "[generation]\nmax_turns = 6", "generation.max_turns was removed (the conversation window is bot.history_turns alone)"},
 		{"syntax", "[telegram\n", "config"},
 		{"bad mode", "[telegram]\nmode = \"push\"", "telegram.mode"},
 		{"webhook without url", "[telegram]\nmode = \"webhook\"\nwebhook_secret = \"s\"", "telegram.webhook_url"},
@@ -262,3 +265,15 @@ func checkCommented(t testing.TB, path string) {
 
 // exampleConfig is the documented example at the repository's top.
 var exampleConfig = filepath.Join("..", "..", "config.toml.example")
+
+// TestDefaultSamplingIsTheCard: the shipped sampling is ruDialoGPT's model card's.
+func TestDefaultSamplingIsTheCard(t *testing.T) {
+	want := sample.SamplingParams{Temperature: 1.2, TopK: 10, TopP: 0.95, RepetitionPenalty: 1.2,
+		NoRepeatNgram: 2, MinNewTokens: 1, MaxNewTokens: 40}
+	if got := Default().Generation.Sampling(); got != want {
+		t.Errorf("default sampling %+v, want %+v", got, want)
+	}
+	if err := want.Validate(); err != nil {
+		t.Error(err)
+	}
+}

@@ -172,3 +172,10 @@ func Greedy(prompt []int, vocab, maxNew int, stops map[int]bool) []int {
 	}
 	return out
 }
+
+// StepCount is how many steps ran so far; safe while the engine runs.
+func (m *Model) StepCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.Steps
+}

@@ -21,12 +21,12 @@ import (
 // Options say which exported model to load and how.
 type Options struct {
 	Dir          string
-	Device       string // auto, cpu, cuda, cuda:N
-	Dtype        string // "" or "auto": as exported
-	Threads      int    // CPU threads for libtorch; 0: all cores
-	PromptFormat string // "" : the model's own (dialogbot.json)
-	Slots        int    // sequences decoded at once
-	MaxContext   int    // tokens per sequence; 0: the model's, at most defaultMaxContext
+	Device       config.Device
+	Dtype        config.DType // "" or auto: as exported
+	Threads      int          // CPU threads for libtorch; 0: all cores
+	PromptFormat string       // "" : the model's own (dialogbot.json)
+	Slots        int          // sequences decoded at once
+	MaxContext   int          // tokens per sequence; 0: the model's, at most defaultMaxContext
 	// Instrument, when set, wraps the model as the engine sees it (bench
 	// times the bridge calls this way).
 	Instrument func(engine.Stepper) engine.Stepper
@@ -63,12 +63,15 @@ func Open(o Options, log *slog.Logger) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Device, err = deviceFor(meta, o.Device); err != nil {
+	device, err := deviceFor(meta, o.Device)
+	if err != nil {
 		return nil, err
 	}
-	if o.Device, err = torch.ResolveDevice(o.Device); err != nil {
+	resolved, err := torch.ResolveDevice(string(device))
+	if err != nil {
 		return nil, err
 	}
+	o.Device = config.Device(resolved)
 	mod, err := torch.Load(torchOptions(o, meta))
 	if err != nil {
 		return nil, err
@@ -96,13 +99,12 @@ var ErrCPUOnly = errors.New("this model runs on the CPU only")
 
 // deviceFor picks the CPU for CPU-only models when the device is left to
 // "auto", which would otherwise choose a GPU their layers cannot run on.
-func deviceFor(meta model.Meta, requested string) (string, error) {
+func deviceFor(meta model.Meta, requested config.Device) (config.Device, error) {
 	if !meta.CPUOnly {
 		return requested, nil
 	}
-	switch requested {
-	case "", "auto", "cpu":
-		return "cpu", nil
+	if !requested.IsCUDA() {
+		return config.DeviceCPU, nil
 	}
 	return "", fmt.Errorf("%w (its Linear layers are %s-quantized), but device %q was asked for: use device cpu, "+
 		"or export the model again without --quantize", ErrCPUOnly, meta.Quantize, requested)
@@ -142,20 +144,20 @@ func torchOptions(o Options, meta model.Meta) torch.Options {
 	if capacity <= 0 {
 		capacity = min(meta.NPositions, defaultMaxContext)
 	}
-	dtype := o.Dtype
-	if dtype == "auto" {
+	dtype := string(o.Dtype)
+	if o.Dtype == config.DTypeAuto {
 		dtype = ""
 	}
 	// libtorch's CPU kernels lack float16 (layer norm among them); an fp16
 	// export widens to float32 there, losslessly.
-	if dtype == "" && meta.Dtype == "float16" && o.Device == "cpu" {
+	if dtype == "" && meta.Dtype == "float16" && o.Device == config.DeviceCPU {
 		dtype = "float32"
 	}
 	return torch.Options{
 		Path: filepath.Join(o.Dir, model.WeightsFile),
 		Shape: torch.Shape{Layers: meta.NLayer, Heads: meta.NHead, HeadDim: meta.HeadDim,
 			Vocab: meta.VocabSize, Positions: meta.NPositions},
-		Device: o.Device, Dtype: dtype, Slots: max(o.Slots, 1), Capacity: min(capacity, meta.NPositions),
+		Device: string(o.Device), Dtype: dtype, Slots: max(o.Slots, 1), Capacity: min(capacity, meta.NPositions),
 		Threads: threads(o.Threads),
 	}
 }
@@ -168,11 +170,7 @@ func (m *Model) Close() error {
 
 // generator makes the reply generator for these generation settings.
 func (m *Model) Generator(g config.GenerationConfig, greedy bool) (*engine.Generator, error) {
-	params := sample.SamplingParams{
-		Greedy: greedy, Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP,
-		RepetitionPenalty: g.RepetitionPenalty, NoRepeatNgram: g.NoRepeatNgramSize,
-		MinNewTokens: g.MinNewTokens, MaxNewTokens: g.MaxNewTokens,
-	}
+	params := g.Sampling()
 	if greedy { // plain argmax, comparable with a reference implementation
 		params = sample.SamplingParams{Greedy: true, Temperature: 1, TopP: 1, RepetitionPenalty: 1, MaxNewTokens: g.MaxNewTokens}
 	}
@@ -182,7 +180,7 @@ func (m *Model) Generator(g config.GenerationConfig, greedy bool) (*engine.Gener
 	}
 	return engine.NewGenerator(m.Engine, m.Tokenizer, engine.GeneratorOptions{
 		Format:     m.Meta.Format(),
-		Limits:     dialog.PromptLimits{MaxTurns: g.MaxTurns, MaxTokens: budget},
+		Limits:     dialog.PromptLimits{MaxTokens: budget}, // turns: the store applies dialog.Window
 		Params:     params,
 		Candidates: g.Candidates,
 		Seed:       uint64(g.Seed),

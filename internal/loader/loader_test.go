@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/model"
 )
 
@@ -33,8 +34,8 @@ func TestDeviceForCPUOnlyModels(t *testing.T) {
 	int8 := model.Meta{Quantize: "int8", CPUOnly: true}
 	cases := []struct {
 		meta      model.Meta
-		requested string
-		want      string
+		requested config.Device
+		want      config.Device
 		err       bool
 	}{
 		{int8, "auto", "cpu", false},

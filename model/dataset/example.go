@@ -45,7 +45,7 @@ func EncodeExample(enc dialog.Encoder, f dialog.Format, ctx []dialog.Turn, reply
 	if err != nil {
 		return nil, 0, err
 	}
-	target := enc.Encode(f.TargetText(reply))
+	target := f.TargetIDs(enc, reply)
 	if lim.Context > 0 && len(prompt)+len(target) > lim.Context {
 		return nil, 0, fmt.Errorf("%w: prompt %d + reply %d tokens, context %d", ErrTargetTooLong, len(prompt), len(target), lim.Context)
 	}

@@ -114,12 +114,7 @@ func TestPromptGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := tok.Encode(c.PromptText); !reflect.DeepEqual(ids[:promptLen], want) {
-				t.Errorf("BuildPrompt ids %v, encoded prompt_text %v", ids[:promptLen], want)
-			}
-			if want := tok.Encode(c.TargetText); !reflect.DeepEqual(ids[promptLen:], want) {
-				t.Errorf("target ids %v, encoded target_text %v", ids[promptLen:], want)
-			}
+			checkTextIsText(t, tok, c, ids, promptLen)
 			var mask []int
 			for _, m := range LossMask(len(ids), promptLen) {
 				mask = append(mask, int(m))
@@ -136,6 +131,64 @@ func TestPromptGolden(t *testing.T) {
 	if *updateGolden {
 		writeGolden(t, g)
 	}
+}
+
+// checkTextIsText: the ids decode to the case's texts, and special ids
+// appear only where the format puts a tag (one per prompt turn, the cue and
+// the target's stop), never from what people wrote. Where the turns hold no
+// special token, the ids are also those of encoding the whole text at once.
+func checkTextIsText(t *testing.T, tok *tokenizer.Tokenizer, c goldenCase, ids []int, promptLen int) {
+	t.Helper()
+	if got := tok.Decode(ids[:promptLen]); got != c.PromptText {
+		t.Errorf("prompt decodes to %q, want %q", got, c.PromptText)
+	}
+	if got := tok.Decode(ids[promptLen:]); got != c.TargetText {
+		t.Errorf("target decodes to %q, want %q", got, c.TargetText)
+	}
+	tags := c.PromptTurns + 2 // ruDialoGPT: a tag per turn, the cue, the stop tag
+	if c.Format == string(dialog.FormatDialoGPT) {
+		tags = c.PromptTurns + 1 // an eos per turn and the stop eos
+	}
+	if n := countSpecial(tok, ids); n != tags {
+		t.Errorf("%d special ids in %v, want %d (the format's tags only)", n, ids, tags)
+	}
+	if forged(c) {
+		return
+	}
+	if want := tok.Encode(c.PromptText); !reflect.DeepEqual(ids[:promptLen], want) {
+		t.Errorf("BuildPrompt ids %v, encoded prompt_text %v", ids[:promptLen], want)
+	}
+	if want := tok.Encode(c.TargetText); !reflect.DeepEqual(ids[promptLen:], want) {
+		t.Errorf("target ids %v, encoded target_text %v", ids[promptLen:], want)
+	}
+}
+
+// forged: a turn or the target writes a special token as text.
+func forged(c goldenCase) bool {
+	texts := []string{c.Target}
+	for _, turn := range c.Turns {
+		texts = append(texts, turn.Text)
+	}
+	for _, s := range texts {
+		for _, special := range []string{dialog.EOS, dialog.TagFirst, dialog.TagSecond} {
+			if strings.Contains(s, special) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func countSpecial(tok *tokenizer.Tokenizer, ids []int) int {
+	n := 0
+	for _, id := range ids {
+		for _, special := range []string{dialog.EOS, dialog.TagFirst, dialog.TagSecond} {
+			if sid, ok := tok.TokenID(special); ok && sid == id {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func sharedTokenizer(tb testing.TB) *tokenizer.Tokenizer {

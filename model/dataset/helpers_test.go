@@ -13,10 +13,15 @@ import (
 // other rune one id (3 + its code point), so token counts are easy to reason about.
 type runeEncoder struct{}
 
-func (runeEncoder) Encode(text string) []int {
+func (runeEncoder) Encode(text string) []int { return encodeRunes(text, true) }
+
+// EncodeText is Encode without the special tokens, as the real tokenizer's.
+func (runeEncoder) EncodeText(text string) []int { return encodeRunes(text, false) }
+
+func encodeRunes(text string, specials bool) []int {
 	var ids []int
 	for text != "" {
-		if id, n := special(text); n > 0 {
+		if id, n := special(text); specials && n > 0 {
 			ids = append(ids, id)
 			text = text[n:]
 			continue

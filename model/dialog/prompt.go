@@ -22,10 +22,13 @@ type Turn struct {
 	Text    string  `json:"text"`
 }
 
-// Encoder turns text into token ids, recognising the special tokens of the
-// prompt format inside the text (the tokenizer in this package does).
+// Encoder turns text into token ids. Encode recognises the special tokens
+// of the prompt format inside its text, and is used only for the format's
+// own tags; EncodeText treats everything as plain text, and is used for what
+// people wrote, so a message cannot forge a turn (tokenizer.Tokenizer is one).
 type Encoder interface {
-	Encode(text string) []int
+	Encode(special string) []int
+	EncodeText(text string) []int
 }
 
 // Format names a dialogue prompt format. It is defined once, here, and used
@@ -87,6 +90,25 @@ func (f Format) TurnText(t Turn) string {
 	return tag(t.Speaker) + " " + t.Text + " "
 }
 
+// TurnIDs are the ids of TurnText(t): the format's tags through Encode, the
+// person's text through EncodeText. With a tokenizer whose special tokens
+// do not strip spaces (GPT-2's, ruDialoGPT's), they equal
+// Encode(TurnText(t)) whenever the text holds no special token.
+func (f Format) TurnIDs(enc Encoder, t Turn) []int {
+	if f == FormatDialoGPT {
+		return append(enc.EncodeText(t.Text), enc.Encode(EOS)...)
+	}
+	return append(enc.Encode(tag(t.Speaker)), enc.EncodeText(" "+t.Text+" ")...)
+}
+
+// TargetIDs are the ids of TargetText(reply), the reply as plain text.
+func (f Format) TargetIDs(enc Encoder, reply string) []int {
+	if f == FormatDialoGPT {
+		return append(enc.EncodeText(reply), enc.Encode(EOS)...)
+	}
+	return append(enc.EncodeText(" "+reply+" "), enc.Encode(TagFirst)...)
+}
+
 // Cue is what the prompt ends with: the start of the bot's turn.
 func (f Format) Cue() string {
 	if f == FormatDialoGPT {
@@ -134,7 +156,7 @@ func BuildPrompt(enc Encoder, f Format, turns []Turn, lim PromptLimits) ([]int, 
 	pieces := make([][]int, len(turns))
 	total := len(cue)
 	for i, t := range turns {
-		pieces[i] = enc.Encode(f.TurnText(t))
+		pieces[i] = f.TurnIDs(enc, t)
 		total += len(pieces[i])
 	}
 	first := 0

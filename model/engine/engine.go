@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/dialogbot/dialogbot/model/dialog"
@@ -111,6 +112,7 @@ type Engine struct {
 	opts     EngineOptions
 	requests chan *job
 	quit     chan struct{}
+	quitOnce sync.Once // Close may be called more than once, and concurrently
 	stopped  chan struct{}
 
 	prefillSteps, decodeSteps, decodeRows, tokens atomic.Int64
@@ -133,11 +135,7 @@ func NewEngine(m Stepper, opts EngineOptions) *Engine {
 
 // Close stops the loop; requests in flight fail with ErrEngineClosed.
 func (e *Engine) Close() {
-	select {
-	case <-e.quit:
-	default:
-		close(e.quit)
-	}
+	e.quitOnce.Do(func() { close(e.quit) })
 	<-e.stopped
 }
 

@@ -128,7 +128,7 @@ func TestEngineBatchesConcurrentRequests(t *testing.T) {
 func TestEngineCandidatesShareThePrefill(t *testing.T) {
 	fm := fakemodel.New(50, 6, 64)
 	e := newEngine(t, fm, engine.EngineOptions{})
-	params := sample.DefaultSampling()
+	params := cardSampling()
 	params.MaxNewTokens = 8
 	req := engine.Request{Prompt: prompt(3, 6, 50), Params: params, Candidates: 3, Seed: 42}
 	a, err := e.Generate(context.Background(), req)
@@ -220,7 +220,14 @@ func TestEngineCloseFailsWaitingAndLeavesNoGoroutine(t *testing.T) {
 		_, err := e.Generate(context.Background(), engine.Request{Prompt: []int{1}, Params: greedyParams(90000)})
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	waitFor(t, "the request to start decoding", func() bool { return fm.StepCount() > 1 })
+	// Close twice at once: both return, neither panics (run with -race).
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.Close() }()
+	}
+	wg.Wait()
 	e.Close()
 	if err := <-done; !errors.Is(err, engine.ErrEngineClosed) {
 		t.Fatalf("err %v, want ErrEngineClosed", err)
@@ -228,9 +235,17 @@ func TestEngineCloseFailsWaitingAndLeavesNoGoroutine(t *testing.T) {
 	if _, err := e.Generate(context.Background(), engine.Request{Prompt: []int{1}, Params: greedyParams(1)}); !errors.Is(err, engine.ErrEngineClosed) {
 		t.Fatalf("after close: %v", err)
 	}
-	time.Sleep(10 * time.Millisecond)
-	if after := runtime.NumGoroutine(); after > before {
-		t.Errorf("%d goroutines before, %d after", before, after)
+	waitFor(t, "the engine's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// waitFor polls cond until it holds; the bound only turns a hang into a
+// failure, it is no speed requirement.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 
@@ -256,4 +271,11 @@ func BenchmarkEngineStep64(b *testing.B) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(e.Stats().DecodeRows)/float64(e.Stats().DecodeSteps), "rows/step")
+}
+
+// cardSampling is the sampling of ruDialoGPT's model card (the shipped
+// config's), as test input.
+func cardSampling() sample.SamplingParams {
+	return sample.SamplingParams{Temperature: 1.2, TopK: 10, TopP: 0.95, RepetitionPenalty: 1.2,
+		NoRepeatNgram: 2, MinNewTokens: 1, MaxNewTokens: 40}
 }

@@ -3,15 +3,16 @@ package engine
 import (
 	"context"
 	"fmt"
-	"github.com/dialogbot/dialogbot/model/dialog"
-	"github.com/dialogbot/dialogbot/model/sample"
 	"math/rand/v2"
 	"sync/atomic"
+
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/sample"
 )
 
 // TextCodec is the tokenizer as the generator uses it.
 type TextCodec interface {
-	Encode(text string) []int
+	dialog.Encoder
 	DecodeReply(ids []int) string
 	TokenID(token string) (int, bool)
 }

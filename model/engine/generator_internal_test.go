@@ -4,7 +4,8 @@ import "testing"
 
 type idText map[int]string
 
-func (m idText) Encode(string) []int { return nil }
+func (m idText) Encode(string) []int     { return nil }
+func (m idText) EncodeText(string) []int { return nil }
 func (m idText) DecodeReply(ids []int) string {
 	s := ""
 	for _, id := range ids {

@@ -26,6 +26,8 @@ func (l letters) Encode(text string) []int {
 	return ids
 }
 
+func (l letters) EncodeText(text string) []int { return l.Encode(text) }
+
 func (l letters) DecodeReply(ids []int) string {
 	var b strings.Builder
 	for _, id := range ids {

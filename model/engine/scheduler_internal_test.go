@@ -3,8 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
-	"github.com/dialogbot/dialogbot/model/sample"
 	"testing"
+
+	"github.com/dialogbot/dialogbot/model/sample"
 )
 
 // slotStepper is the least a scheduler needs that does not step: it
@@ -33,7 +34,7 @@ func TestFailLeavesSlotsOfOtherJobsAlone(t *testing.T) {
 	m := &slotStepper{}
 	s := newScheduler(&Engine{model: m, opts: EngineOptions{PrefillChunk: 8}})
 	newJob := func(candidates int) *job {
-		return &job{req: Request{Prompt: []int{1, 2}, Params: sample.DefaultSampling(), Candidates: candidates},
+		return &job{req: Request{Prompt: []int{1, 2}, Params: cardSampling(), Candidates: candidates},
 			ctx: context.Background(), done: make(chan jobResult, 1)}
 	}
 	first := newJob(2)
@@ -58,4 +59,11 @@ func TestFailLeavesSlotsOfOtherJobsAlone(t *testing.T) {
 	if res := <-first.done; res.err == nil {
 		t.Error("the failed job got no error")
 	}
+}
+
+// cardSampling is the sampling of ruDialoGPT's model card (the shipped
+// config's), as test input.
+func cardSampling() sample.SamplingParams {
+	return sample.SamplingParams{Temperature: 1.2, TopK: 10, TopP: 0.95, RepetitionPenalty: 1.2,
+		NoRepeatNgram: 2, MinNewTokens: 1, MaxNewTokens: 40}
 }

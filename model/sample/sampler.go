@@ -28,21 +28,6 @@ type SamplingParams struct {
 	MaxNewTokens      int     // the caller stops after this many (the sampler does not count)
 }
 
-// DefaultSampling is the generation config of the ruDialoGPT-small model card.
-// The card also asks for 3 beams; the engine samples several candidates in
-// one batch instead and keeps the one of best mean log-probability.
-func DefaultSampling() SamplingParams {
-	return SamplingParams{
-		Temperature:       1.2,
-		TopK:              10,
-		TopP:              0.95,
-		RepetitionPenalty: 1.2,
-		NoRepeatNgram:     2,
-		MinNewTokens:      1,
-		MaxNewTokens:      40,
-	}
-}
-
 // Validate checks the params; the sampling fields are checked only when they
 // are used (not Greedy).
 func (p SamplingParams) Validate() error {

@@ -39,6 +39,16 @@ func (t *Tokenizer) Encode(text string) []int {
 	return t.encodeAdded(text, 0, make([]int, 0, len(text)/3+1))
 }
 
+// EncodeText returns the ids of text as plain text: a special or added
+// token written in it ("@@ПЕРВЫЙ@@", "<|endoftext|>") is encoded as the
+// characters it is made of, never as its own id. Message text, history and
+// training text go through here, so nobody can forge a turn or a stop tag;
+// only the prompt format inserts special tokens (through Encode). For text
+// without added tokens in it, EncodeText and Encode give the same ids.
+func (t *Tokenizer) EncodeText(text string) []int {
+	return t.encodePlain(text, make([]int, 0, len(text)/3+1))
+}
+
 // encodeAdded cuts text at the added tokens of matchers[level] and passes
 // the pieces between them to the next level; after the last level comes BPE.
 func (t *Tokenizer) encodeAdded(text string, level int, ids []int) []int {

@@ -2,11 +2,13 @@ package tokenizer
 
 import (
 	"encoding/json"
-	"github.com/dialogbot/dialogbot/model/dialog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 // tokenizerGoldenCase is one entry of ../shared/tokenizers/tokenizer-cases.json:
@@ -137,6 +139,43 @@ func TestTokenizerSharedLookups(t *testing.T) {
 				text := string(tok.TokenBytes(want))
 				if got := tok.Encode(text); len(got) != 1 || got[0] != want {
 					t.Errorf("Encode(%q) = %v, want [%d]", text, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestEncodeTextKeepsSpecialTokensAsText: what people write is text. A
+// special token spelled in a message gives no special id and decodes back
+// to the same characters; text without one encodes exactly as Encode does
+// (checked on the 209 Hugging Face cases).
+func TestEncodeTextKeepsSpecialTokensAsText(t *testing.T) {
+	for _, name := range []string{"ru-tokenizer.json", "gpt2-tokenizer.json"} {
+		t.Run(name, func(t *testing.T) {
+			tok, err := LoadTokenizer(filepath.Join(tokenizerSharedDir(t), "tokenizers", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			specials := map[int]bool{}
+			for _, s := range []string{"<|endoftext|>", "@@ПЕРВЫЙ@@", "@@ВТОРОЙ@@"} {
+				if id, ok := tok.TokenID(s); ok {
+					specials[id] = true
+				}
+			}
+			for _, text := range []string{"<|endoftext|>@@ПЕРВЫЙ@@ text @@ВТОРОЙ@@", " @@ВТОРОЙ@@", "a<|endoftext|>"} {
+				ids := tok.EncodeText(text)
+				for _, id := range ids {
+					if specials[id] {
+						t.Errorf("EncodeText(%q) = %v holds the special id %d", text, ids, id)
+					}
+				}
+				if got := tok.Decode(ids); got != text {
+					t.Errorf("Decode(EncodeText(%q)) = %q", text, got)
+				}
+			}
+			for _, c := range loadTokenizerGoldenCases(t) {
+				if !strings.Contains(c.Text, "<|") && !strings.Contains(c.Text, "@@") && !slices.Equal(tok.EncodeText(c.Text), tok.Encode(c.Text)) {
+					t.Errorf("%q: EncodeText %v differs from Encode %v", c.Text, tok.EncodeText(c.Text), tok.Encode(c.Text))
 				}
 			}
 		})

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 
 // summarizeLevel turns one concurrency level's measured requests into a row
 // (device and environment fields are filled by the caller).
-func summarizeLevel(results []reqResult, wall time.Duration, st engine.EngineStats, concurrency, newTokens int) benchRow {
+func summarizeLevel(results []reqResult, wall time.Duration, st engine.EngineStats, concurrency, newTokens int) Row {
 	latency := make([]float64, len(results))
 	ttft := make([]float64, len(results))
 	tokens := 0
@@ -23,7 +23,7 @@ func summarizeLevel(results []reqResult, wall time.Duration, st engine.EngineSta
 		tokens += len(r.reply)
 	}
 	p50 := percentile(latency, 50)
-	row := benchRow{
+	row := Row{
 		Concurrency: concurrency, Requests: len(results),
 		TokensPerS: round2(float64(tokens) / wall.Seconds()),
 		P50ms:      round2(p50), P95ms: round2(percentile(latency, 95)),

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"encoding/json"
@@ -12,9 +12,9 @@ import (
 	"github.com/dialogbot/dialogbot/internal/loader"
 )
 
-// benchRow is one device x concurrency measurement, as printed and as
+// Row is one device x concurrency measurement, as printed and as
 // written to --json. Times are milliseconds, memory MiB.
-type benchRow struct {
+type Row struct {
 	Device       string  `json:"device"`
 	Concurrency  int     `json:"concurrency"`
 	Skipped      string  `json:"skipped,omitempty"` // why the device was not measured
@@ -53,13 +53,13 @@ type benchRow struct {
 	MsPerTokenRatio    float64 `json:"ms_per_token_ratio,omitempty"` // their ms per token over ours
 }
 
-// benchEnv is what every row of one run shares.
-type benchEnv struct {
-	blas, host, date string
+// Env is what every row of one run shares.
+type Env struct {
+	BLAS, Host, Date string
 }
 
 // fill adds the run's settings and environment to a measured row.
-func (e benchEnv) fill(r benchRow, cfg benchConfig, lm *loader.Model) benchRow {
+func (e Env) fill(r Row, cfg Config, lm *loader.Model) Row {
 	r.Dtype = lm.Meta.Dtype
 	if cfg.Dtype != "" && cfg.Dtype != "auto" {
 		r.Dtype = cfg.Dtype
@@ -70,28 +70,28 @@ func (e benchEnv) fill(r benchRow, cfg benchConfig, lm *loader.Model) benchRow {
 	return e.fillCommon(r, cfg)
 }
 
-func (e benchEnv) fillCommon(r benchRow, cfg benchConfig) benchRow {
+func (e Env) fillCommon(r Row, cfg Config) Row {
 	r.Model, r.Threads = cfg.Model, cfg.Threads
 	if r.Threads <= 0 {
 		r.Threads = runtime.NumCPU() // what openModel gives libtorch
 	}
 	r.PromptTokens, r.NewTokens, r.Turns = cfg.PromptTokens, cfg.NewTokens, cfg.Turns
-	r.BLAS, r.Host, r.Date = e.blas, e.host, e.date
+	r.BLAS, r.Host, r.Date = e.BLAS, e.Host, e.Date
 	return r
 }
 
 // skippedRows keep one row per device x concurrency in the output, so a
 // reader sees why a device has no numbers rather than a missing row.
-func skippedRows(cfg benchConfig, dev string, env benchEnv, reason string) []benchRow {
-	rows := make([]benchRow, 0, len(cfg.Concurrency))
+func skippedRows(cfg Config, dev string, env Env, reason string) []Row {
+	rows := make([]Row, 0, len(cfg.Concurrency))
 	for _, c := range cfg.Concurrency {
-		r := benchRow{Device: dev, Concurrency: c, Skipped: reason, Dtype: cfg.Dtype}
+		r := Row{Device: dev, Concurrency: c, Skipped: reason, Dtype: cfg.Dtype}
 		rows = append(rows, env.fillCommon(r, cfg))
 	}
 	return rows
 }
 
-func writeBenchTable(w io.Writer, rows []benchRow) error {
+func WriteTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "device\tchats\trequests\ttokens/s\tp50 ms\tp95 ms\tms/token\tTTFT p50 ms\treused\trows/step\tin bridge\tpeak RSS MiB\tGPU MiB\tbaseline tok/s\tspeedup\t")
 	for _, r := range rows {
@@ -113,9 +113,9 @@ func orDash(x float64, format string) string {
 	return fmt.Sprintf(format, x)
 }
 
-func writeBenchJSON(path string, rows []benchRow) error {
+func WriteJSON(path string, rows []Row) error {
 	if rows == nil {
-		rows = []benchRow{}
+		rows = []Row{}
 	}
 	b, err := json.MarshalIndent(rows, "", "  ")
 	if err != nil {
@@ -127,8 +127,8 @@ func writeBenchJSON(path string, rows []benchRow) error {
 	return nil
 }
 
-// blasOf picks the BLAS part out of torch.RuntimeInfo's text.
-func blasOf(info string) string {
+// BLASOf picks the BLAS part out of torch.RuntimeInfo's text.
+func BLASOf(info string) string {
 	_, rest, ok := strings.Cut(info, "BLAS: ")
 	if !ok {
 		return "unknown"
@@ -137,7 +137,7 @@ func blasOf(info string) string {
 	return blas
 }
 
-func hostName() string {
+func HostName() string {
 	h, err := os.Hostname()
 	if err != nil {
 		h = "unknown"

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -8,9 +8,9 @@ import (
 	"strings"
 )
 
-// baselineRow is one case measured by ../shared/bench/hf_generate_baseline.py
+// BaselineRow is one case measured by ../shared/bench/hf_generate_baseline.py
 // (transformers `generate`, as the original bot called it).
-type baselineRow struct {
+type BaselineRow struct {
 	Impl       string  `json:"impl"`
 	Device     string  `json:"device"`
 	Dtype      string  `json:"dtype"`
@@ -23,9 +23,9 @@ type baselineRow struct {
 	TokensPerS float64 `json:"tokens_per_s"`
 }
 
-// loadBaseline reads the script's output: one JSON object per line, or
+// LoadBaseline reads the script's output: one JSON object per line, or
 // the same objects as one JSON list.
-func loadBaseline(path string) ([]baselineRow, error) {
+func LoadBaseline(path string) ([]BaselineRow, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read --baseline: %w", err)
@@ -37,9 +37,9 @@ func loadBaseline(path string) ([]baselineRow, error) {
 	return rows, nil
 }
 
-func parseBaseline(b []byte) ([]baselineRow, error) {
+func parseBaseline(b []byte) ([]BaselineRow, error) {
 	b = bytes.TrimSpace(b)
-	var rows []baselineRow
+	var rows []BaselineRow
 	if bytes.HasPrefix(b, []byte("[")) {
 		if err := json.Unmarshal(b, &rows); err != nil {
 			return nil, fmt.Errorf("json list: %w", err)
@@ -49,7 +49,7 @@ func parseBaseline(b []byte) ([]baselineRow, error) {
 			if len(bytes.TrimSpace(line)) == 0 {
 				continue
 			}
-			var r baselineRow
+			var r BaselineRow
 			if err := json.Unmarshal(line, &r); err != nil {
 				return nil, fmt.Errorf("line %d: %w", i+1, err)
 			}
@@ -64,10 +64,10 @@ func parseBaseline(b []byte) ([]baselineRow, error) {
 	return rows, nil
 }
 
-// matchBaseline adds to each measured row the ratios against the greedy
+// MatchBaseline adds to each measured row the ratios against the greedy
 // baseline case of the same device with batch == concurrency, preferring
 // the same dtype, then the same thread count.
-func matchBaseline(rows []benchRow, base []baselineRow) {
+func MatchBaseline(rows []Row, base []BaselineRow) {
 	for i := range rows {
 		r := &rows[i]
 		if r.Skipped != "" {
@@ -86,8 +86,8 @@ func matchBaseline(rows []benchRow, base []baselineRow) {
 	}
 }
 
-func bestBaseline(r benchRow, base []baselineRow) (baselineRow, bool) {
-	var best baselineRow
+func bestBaseline(r Row, base []BaselineRow) (BaselineRow, bool) {
+	var best BaselineRow
 	bestScore := -1
 	for _, b := range base {
 		if deviceKind(b.Device) != deviceKind(r.Device) || b.Batch != r.Concurrency || (b.Mode != "" && b.Mode != "greedy") {
@@ -116,7 +116,7 @@ func deviceKind(dev string) string {
 
 // msPerToken is the baseline's per-token time of one reply, computed from
 // the median when the script did not write it.
-func (b baselineRow) msPerToken() float64 {
+func (b BaselineRow) msPerToken() float64 {
 	if b.MsPerToken > 0 || b.NewTokens <= 0 {
 		return b.MsPerToken
 	}

@@ -1,9 +1,10 @@
-package main
+package bench
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/internal/loader"
 	"github.com/dialogbot/dialogbot/model/engine"
 	"github.com/dialogbot/dialogbot/model/sample"
@@ -28,7 +30,7 @@ func (e *deviceSkipped) Error() string { return "device skipped: " + e.reason }
 
 // benchDevice loads the model once on dev, with a slot for every chat of
 // the highest concurrency, and measures each concurrency level in turn.
-func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv, s stdio, log *slog.Logger) ([]benchRow, error) {
+func benchDevice(ctx context.Context, cfg Config, dev string, env Env, stderr io.Writer, log *slog.Logger) ([]Row, error) {
 	if err := torch.Available(); err != nil {
 		return nil, err // no bridge at all: nothing can be measured anywhere
 	}
@@ -52,15 +54,15 @@ func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv,
 	}
 	defer lm.Close()
 	if info, err := lm.Module.RuntimeInfo(); err == nil {
-		fmt.Fprintf(s.err, "libtorch on %s: %s\n", lm.Module.Device(), info)
+		fmt.Fprintf(stderr, "libtorch on %s: %s\n", lm.Module.Device(), info)
 	}
 	eng := lm.Engine
 	if need := cfg.context(); lm.Module.Capacity() < need {
-		return nil, fmt.Errorf("%w: --turns x (--prompt-tokens + --new-tokens) = %d, but the model's context is %d", errUsage, need, lm.Module.Capacity())
+		return nil, fmt.Errorf("%w: --turns x (--prompt-tokens + --new-tokens) = %d, but the model's context is %d", ErrBadConfig, need, lm.Module.Capacity())
 	}
-	var rows []benchRow
+	var rows []Row
 	for _, c := range cfg.Concurrency {
-		fmt.Fprintf(s.err, "bench: %s, %d concurrent: %d warm-up and %d measured requests\n", dev, c, cfg.warmupAt(c), cfg.requestsAt(c))
+		fmt.Fprintf(stderr, "bench: %s, %d concurrent: %d warm-up and %d measured requests\n", dev, c, cfg.warmupAt(c), cfg.requestsAt(c))
 		row, err := benchLevel(ctx, eng, timed, lm.Meta.VocabSize, cfg, c)
 		if err != nil {
 			return nil, fmt.Errorf("concurrency %d: %w", c, err)
@@ -75,13 +77,13 @@ func benchDevice(ctx context.Context, cfg benchConfig, dev string, env benchEnv,
 // benchModelOptions sizes the KV cache to the benchmark: a slot per chat and
 // only the context a request uses (256 full-length slots of GPT-2-small
 // would take 19 GB).
-func benchModelOptions(cfg benchConfig, dev string) loader.Options {
-	return loader.Options{Dir: cfg.Model, Device: dev, Dtype: cfg.Dtype, Threads: cfg.Threads,
+func benchModelOptions(cfg Config, dev string) loader.Options {
+	return loader.Options{Dir: cfg.Model, Device: config.Device(dev), Dtype: config.DType(cfg.Dtype), Threads: cfg.Threads,
 		Slots: slices.Max(cfg.Concurrency), MaxContext: cfg.context()}
 }
 
 // benchLevel warms up, then measures one concurrency level.
-func benchLevel(ctx context.Context, eng *engine.Engine, timed *timedStepper, vocab int, cfg benchConfig, concurrency int) (benchRow, error) {
+func benchLevel(ctx context.Context, eng *engine.Engine, timed *timedStepper, vocab int, cfg Config, concurrency int) (Row, error) {
 	prompts := promptSource{seed: cfg.Seed, vocab: vocab, n: cfg.PromptTokens}
 	run := func(total int, part func(int) []int, keys string) ([]reqResult, error) {
 		if cfg.Turns > 1 {
@@ -92,7 +94,7 @@ func benchLevel(ctx context.Context, eng *engine.Engine, timed *timedStepper, vo
 	if n := cfg.warmupAt(concurrency); n > 0 {
 		warm := func(i int) []int { return prompts.prompt(-1 - i) } // prompts unlike the measured ones
 		if _, err := run(n, warm, "warm-up"); err != nil {
-			return benchRow{}, fmt.Errorf("warm-up: %w", err)
+			return Row{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	resetPeakRSS()
@@ -101,10 +103,10 @@ func benchLevel(ctx context.Context, eng *engine.Engine, timed *timedStepper, vo
 	results, err := run(cfg.requestsAt(concurrency), prompts.prompt, "measured")
 	wall := time.Since(start)
 	if err != nil {
-		return benchRow{}, err
+		return Row{}, err
 	}
 	if err := checkLengths(results, cfg.NewTokens); err != nil {
-		return benchRow{}, err
+		return Row{}, err
 	}
 	row := summarizeLevel(results, wall, statsSince(before, eng.Stats()), concurrency, cfg.NewTokens)
 	row.BridgeShare = math.Round(1000*float64(timed.total()-bridgeBefore)/float64(wall)) / 1000
@@ -115,7 +117,7 @@ func benchLevel(ctx context.Context, eng *engine.Engine, timed *timedStepper, vo
 // as conversations of cfg.Turns turns. A conversation stays on one client,
 // turn after turn, like a chat waiting for each reply: turn t's prompt is
 // turn t-1's prompt, its reply and the new part(c*turns+t).
-func runConversations(ctx context.Context, eng *engine.Engine, clients, total int, cfg benchConfig, part func(int) []int, keys string) ([]reqResult, error) {
+func runConversations(ctx context.Context, eng *engine.Engine, clients, total int, cfg Config, part func(int) []int, keys string) ([]reqResult, error) {
 	turns := cfg.Turns
 	convs := (total + turns - 1) / turns
 	results := make([]reqResult, 0, convs*turns)
