@@ -22,23 +22,22 @@ import (
 )
 
 // The crash tests run `dialogbot serve` as a child process (this test binary,
-// in helper mode) on tiny-gpt2 against the fake Bot API of the test, kill it
+// see TestMain) on tiny-gpt2 against the fake Bot API of the test, kill it
 // while it replies, start it again on the same SQLite file and check that
 // every message was answered exactly once, in order per chat.
 
 const helperEnv = "DIALOGBOT_SERVE_HELPER_CONFIG"
 
-// TestServeHelperProcess is `dialogbot serve` for the crash tests' child
-// processes; run on its own it only skips.
-func TestServeHelperProcess(t *testing.T) {
-	cfg := os.Getenv(helperEnv)
-	if cfg == "" {
-		t.Skip("the crash tests' child process; nothing to do on its own")
+// TestMain runs `dialogbot serve` instead of the tests when the crash tests
+// start this binary as their child process.
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(helperEnv); cfg != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := runMain(ctx, []string{"serve", "--config", cfg, "-v"}, stdio{in: strings.NewReader(""), out: os.Stdout, err: os.Stderr})
+		stop()
+		os.Exit(code)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := runMain(ctx, []string{"serve", "--config", cfg, "-v"}, stdio{in: strings.NewReader(""), out: os.Stdout, err: os.Stderr})
-	stop()
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // child is a serve process.
@@ -49,7 +48,7 @@ type child struct {
 
 func startChild(t *testing.T, cfg string, log *telegramtest.SyncBuffer) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeHelperProcess$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), helperEnv+"="+cfg)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
