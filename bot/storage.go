@@ -58,10 +58,11 @@ type Inbox interface {
 	Prune(ctx context.Context, before time.Time) (int, error)
 }
 
-// Incoming is an accepted update: its id, its JSON as Telegram sent it, and
-// the answer generated for it, once there is one.
+// Incoming is an accepted update: its id, its chat (0 for none), its JSON
+// as Telegram sent it, and the answer generated for it, once there is one.
 type Incoming struct {
 	UpdateID int
+	ChatKey  int64
 	Body     json.RawMessage
 	Answer   string
 }
@@ -97,7 +98,8 @@ const (
 	speakerBot  = "bot"
 )
 
-func speakerName(s dialog.Speaker) (string, error) {
+// SpeakerName is how a store writes a speaker.
+func SpeakerName(s dialog.Speaker) (string, error) {
 	switch s {
 	case dialog.User:
 		return speakerUser, nil
@@ -107,7 +109,8 @@ func speakerName(s dialog.Speaker) (string, error) {
 	return "", fmt.Errorf("unknown speaker %d", s)
 }
 
-func parseSpeaker(name string) (dialog.Speaker, error) {
+// ParseSpeaker reads a speaker a store wrote with SpeakerName.
+func ParseSpeaker(name string) (dialog.Speaker, error) {
 	switch name {
 	case speakerUser:
 		return dialog.User, nil

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS chat_settings (
 );
 CREATE TABLE IF NOT EXISTS inbox (
 	update_id   INTEGER PRIMARY KEY,
+	chat_key    INTEGER NOT NULL,
 	body        BLOB    NOT NULL,
 	answer      TEXT,
 	outcome     TEXT,
@@ -168,7 +169,7 @@ func (s *Store) Close() error { return s.db.Close() }
 // conversation window no longer keeps (dialog.Window: on overflow the older
 // turns go at once, so prompts keep their start and their cache is reused).
 func (s *Store) Append(ctx context.Context, chatID int64, updateID int, t dialog.Turn) error {
-	speaker, err := speakerName(t.Speaker)
+	speaker, err := SpeakerName(t.Speaker)
 	if err != nil {
 		return fmt.Errorf("append turn: %w", err)
 	}
@@ -216,7 +217,7 @@ func (s *Store) History(ctx context.Context, chatID int64, exceptUpdate int) ([]
 		if err := rows.Scan(&speaker, &t.Text); err != nil {
 			return nil, fmt.Errorf("read history: %w", err)
 		}
-		if t.Speaker, err = parseSpeaker(speaker); err != nil {
+		if t.Speaker, err = ParseSpeaker(speaker); err != nil {
 			return nil, fmt.Errorf("read history: %w", err)
 		}
 		turns = append(turns, t)

@@ -21,8 +21,8 @@ func (s *Store) Accept(ctx context.Context, updates []Incoming) ([]Incoming, err
 	now := time.Now().Unix()
 	var fresh []Incoming
 	for _, u := range updates {
-		res, err := tx.ExecContext(ctx, `INSERT INTO inbox (update_id, body, received_at) VALUES (?, ?, ?)
-			ON CONFLICT (update_id) DO NOTHING`, u.UpdateID, []byte(u.Body), now)
+		res, err := tx.ExecContext(ctx, `INSERT INTO inbox (update_id, chat_key, body, received_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (update_id) DO NOTHING`, u.UpdateID, u.ChatKey, []byte(u.Body), now)
 		if err != nil {
 			return nil, fmt.Errorf("accept update %d: %w", u.UpdateID, err)
 		}
@@ -38,7 +38,7 @@ func (s *Store) Accept(ctx context.Context, updates []Incoming) ([]Incoming, err
 
 // Unfinished returns the updates not finished yet, oldest first.
 func (s *Store) Unfinished(ctx context.Context) ([]Incoming, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT update_id, body, COALESCE(answer, '') FROM inbox
+	rows, err := s.db.QueryContext(ctx, `SELECT update_id, chat_key, body, COALESCE(answer, '') FROM inbox
 		WHERE outcome IS NULL ORDER BY update_id`)
 	if err != nil {
 		return nil, fmt.Errorf("read inbox: %w", err)
@@ -48,7 +48,7 @@ func (s *Store) Unfinished(ctx context.Context) ([]Incoming, error) {
 	for rows.Next() {
 		var in Incoming
 		var body []byte
-		if err := rows.Scan(&in.UpdateID, &body, &in.Answer); err != nil {
+		if err := rows.Scan(&in.UpdateID, &in.ChatKey, &body, &in.Answer); err != nil {
 			return nil, fmt.Errorf("read inbox: %w", err)
 		}
 		in.Body = body

@@ -52,6 +52,12 @@ func (b *Bot) poll(ctx, work context.Context, d *dispatcher) error {
 // accept stores updates in the inbox and hands the new ones to their chats.
 // Stored means safe: only then may Telegram be told they arrived.
 func (b *Bot) accept(ctx, work context.Context, d *dispatcher, updates []Incoming) error {
+	jobs := b.jobs(updates)
+	for i, j := range jobs {
+		if m := updateMessage(j.u); m != nil {
+			updates[i].ChatKey = m.Chat.ID
+		}
+	}
 	fresh, err := b.store.Accept(ctx, updates)
 	if err != nil {
 		return err
@@ -61,8 +67,26 @@ func (b *Bot) accept(ctx, work context.Context, d *dispatcher, updates []Incomin
 		b.log.Info("duplicate updates ignored", "count", dup)
 	}
 	b.stats.received.Add(int64(len(fresh)))
-	d.dispatch(work, b.jobs(fresh)...)
+	d.dispatch(work, pick(jobs, fresh)...)
 	return nil
+}
+
+// pick returns the jobs of the fresh updates, in their order.
+func pick(jobs []*job, fresh []Incoming) []*job {
+	if len(fresh) == len(jobs) {
+		return jobs
+	}
+	ids := make(map[int]bool, len(fresh))
+	for _, in := range fresh {
+		ids[in.UpdateID] = true
+	}
+	var out []*job
+	for _, j := range jobs {
+		if ids[j.in.UpdateID] {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // jobs decodes accepted updates. One the Telegram library cannot read (a
