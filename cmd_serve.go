@@ -8,6 +8,7 @@ import (
 	"github.com/dialogbot/dialogbot/bot"
 	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/internal/loader"
+	"github.com/dialogbot/dialogbot/internal/pgstore"
 )
 
 func init() {
@@ -42,7 +43,16 @@ func runServe(ctx context.Context, args []string, s stdio) error {
 			log.Error("closing the model failed", "err", err)
 		}
 	}()
-	b, err := bot.New(botOptions(cfg), replier, log)
+	opts := botOptions(cfg)
+	if cfg.Storage.URL != "" {
+		store, err := pgstore.Open(ctx, cfg.Storage.URL, cfg.Bot.HistoryTurns)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		opts.Store = store
+	}
+	b, err := bot.New(opts, replier, log)
 	if err != nil {
 		return err
 	}

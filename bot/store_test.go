@@ -11,16 +11,6 @@ import (
 	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
-func openTestStore(t testing.TB, keep int) *Store {
-	t.Helper()
-	s, err := OpenStore(context.Background(), filepath.Join(t.TempDir(), "store.db"), keep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func TestStoreReopens(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "store.db")

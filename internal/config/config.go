@@ -81,6 +81,9 @@ type GenerationConfig struct {
 // StorageConfig is where chat histories and settings live.
 type StorageConfig struct {
 	Path string `toml:"path"`
+	// URL, when set (postgres://...), selects PostgreSQL instead of the
+	// SQLite file at Path; replicas of serve share it.
+	URL string `toml:"url"`
 }
 
 // BotConfig tunes the bot's behaviour and its sending limits.
@@ -136,12 +139,15 @@ const TokenEnv = "TELEGRAM_BOT_TOKEN"
 func Load(path string) (Config, error) {
 	cfg := Default()
 	if path != "" {
-		var fileToken struct {
+		var secrets struct {
 			Telegram struct {
 				Token string `toml:"token"`
 			} `toml:"telegram"`
+			Storage struct {
+				URL string `toml:"url"`
+			} `toml:"storage"`
 		}
-		if _, err := toml.DecodeFile(path, &fileToken); err == nil && fileToken.Telegram.Token != "" {
+		if _, err := toml.DecodeFile(path, &secrets); err == nil && (secrets.Telegram.Token != "" || hasPassword(secrets.Storage.URL)) {
 			if err := checkPrivate(path); err != nil {
 				return Config{}, err
 			}
@@ -163,8 +169,17 @@ func Load(path string) (Config, error) {
 	return cfg, nil
 }
 
-// checkPrivate refuses a config file holding the bot token that others may
-// read: whoever has the token is the bot.
+func hasPassword(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
+}
+
+// checkPrivate refuses a config file holding the bot token (or a database
+// password) that others may read: whoever has the token is the bot.
 func checkPrivate(path string) error {
 	if runtime.GOOS == "windows" {
 		return nil // no Unix modes; the folder's ACL decides
@@ -174,8 +189,8 @@ func checkPrivate(path string) error {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	if mode := st.Mode().Perm(); mode&0o077 != 0 {
-		return fmt.Errorf("config %s holds telegram.token and others can access it (mode %04o): run `chmod 600 %s`, "+
-			"or keep the token in %s instead", path, mode, path, TokenEnv)
+		return fmt.Errorf("config %s holds a secret (telegram.token or a storage.url password) and others can access it "+
+			"(mode %04o): run `chmod 600 %s`, or keep the token in %s instead", path, mode, path, TokenEnv)
 	}
 	return nil
 }
@@ -308,6 +323,13 @@ func (g GenerationConfig) Sampling() sample.SamplingParams {
 }
 
 func (s StorageConfig) validate() error {
+	if s.URL != "" {
+		u, err := url.Parse(s.URL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+			return errors.New("storage.url: want a postgres://user@host/database URL")
+		}
+		return nil
+	}
 	if s.Path == "" {
 		return errors.New("storage.path: empty")
 	}

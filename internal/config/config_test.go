@@ -112,6 +112,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad timeout", "[generation]\ntimeout = \"soon\"", "timeout"},
 		{"wrong type", "[generation]\ntop_k = \"ten\"", "top_k"},
 		{"empty storage", "[storage]\npath = \"\"", "storage.path"},
+		{"storage url not postgres", "[storage]\nurl = \"mysql://db/bot\"", "storage.url"},
 		{"chance over 100", "[bot]\ngroup_chance = 150", "bot.group_chance"},
 		{"zero rate", "[bot]\nchat_per_second = 0.0", "bot.chat_per_second"},
 		{"negative history", "[bot]\nhistory_turns = -1", "bot.history_turns"},
@@ -141,6 +142,8 @@ func TestConfigWithTokenMustBePrivate(t *testing.T) {
 		{"token, group-readable", "[telegram]\ntoken = \"" + validToken + "\"", 0o640, "mode 0640"},
 		{"token, private", "[telegram]\ntoken = \"" + validToken + "\"", 0o600, ""},
 		{"no token, world-readable", "[bot]\ngroup_chance = 5", 0o644, ""},
+		{"database password, world-readable", "[storage]\nurl = \"postgres://bot:pw@db/bot\"", 0o644, "chmod 600"},
+		{"database without password, world-readable", "[storage]\nurl = \"postgres://bot@db/bot\"", 0o644, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
