@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -49,12 +50,17 @@ type sentBody struct {
 	leaving func() error
 	started atomic.Bool // leaving ran and succeeded
 	done    atomic.Bool // every byte was handed to the transport
+	mu       sync.Mutex
+	leaveErr error // what leaving failed with
 }
 
 func (b *sentBody) Read(p []byte) (int, error) {
 	if !b.started.Load() {
 		if b.leaving != nil {
 			if err := b.leaving(); err != nil {
+				b.mu.Lock()
+				b.leaveErr = err
+				b.mu.Unlock()
 				return 0, err
 			}
 		}
@@ -82,6 +88,18 @@ func (c *apiClient) call(ctx context.Context, method string, params any, leaving
 	}
 	body := &sentBody{r: bytes.NewReader(data), leaving: leaving}
 	raw, err := c.do(ctx, method, body)
+	body.mu.Lock()
+	leaveErr := body.leaveErr
+	body.mu.Unlock()
+	if err != nil && leaveErr != nil {
+		// Recording the send failed, so it was not sent; retrying cannot
+		// help if the chat belongs to another replica now.
+		kind := retryable
+		if errors.Is(leaveErr, ErrNotOwner) {
+			kind = permanent
+		}
+		return nil, false, &callError{kind: kind, err: fmt.Errorf("%s: %w", method, leaveErr)}
+	}
 	return raw, body.started.Load(), err
 }
 

@@ -34,6 +34,8 @@ type Bot struct {
 
 	// set by Run
 	store   Storage
+	claims  Claims // set when the store is shared by replicas
+	nudge   chan struct{}
 	me      telego.User
 	mention *regexp.Regexp
 
@@ -113,14 +115,25 @@ func (b *Bot) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	d := newDispatcher(b.handleJob, b.log, b.opts)
-	if err := b.resume(ctx, work, d); err != nil {
-		return err
+	loopDone := make(chan struct{})
+	if claims, ok := store.(Claims); ok {
+		// Shared by replicas: updates reach the dispatcher through claims,
+		// whichever replica accepted them.
+		b.claims, b.nudge = claims, make(chan struct{}, 1)
+		d.onIdle = b.release(work)
+		go func() { defer close(loopDone); b.claimLoop(ctx, work, d, b.nudge) }()
+	} else {
+		close(loopDone)
+		if err := b.resume(ctx, work, d); err != nil {
+			return err
+		}
 	}
 	if b.opts.Mode == ModeWebhook {
 		err = b.serveWebhook(ctx, work, d)
 	} else {
 		err = b.poll(ctx, work, d)
 	}
+	<-loopDone
 	d.close(b.opts.ShutdownGrace, cancelWork)
 	st := b.Stats()
 	b.log.Info("bot stopped", "received", st.Received, "duplicates", st.Duplicates, "resumed", st.Resumed,

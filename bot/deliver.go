@@ -17,7 +17,8 @@ type job struct {
 	in       Incoming
 	u        telego.Update
 	overflow bool // more of its chat's updates wait than the queue holds: context only
-	resumed  bool // left unfinished by an earlier run: its outbox may hold replies
+	resumed  bool // left unfinished by an earlier run (or another replica): its outbox may hold replies
+	lost     bool // its chat's claim went to another replica: left to that one
 	seq      int
 }
 
@@ -62,6 +63,9 @@ func (b *Bot) say(ctx context.Context, j *job, chat telego.Chat, replyTo int, te
 		j.seq++
 		o := Outgoing{UpdateID: j.in.UpdateID, Seq: j.seq, ChatID: chat.ID, ReplyTo: replyTo, Text: part, State: Sending}
 		if err := b.deliver(ctx, j, o, isGroup(chat), b.opts.SendDeadline); err != nil {
+			if errors.Is(err, ErrNotOwner) {
+				j.lost = true
+			}
 			return err
 		}
 	}
@@ -131,6 +135,10 @@ func (b *Bot) reply(ctx context.Context, j *job, msg *telego.Message, text strin
 	err := b.say(ctx, j, msg.Chat, replyTo, text)
 	if err == nil || ctx.Err() != nil {
 		return err == nil // on shutdown the update stays in the inbox for the next start
+	}
+	if j.lost {
+		b.log.Warn("the chat went to another replica; it answers this update", "chat_id", msg.Chat.ID, "update_id", j.in.UpdateID)
+		return false
 	}
 	b.stats.dropped.Add(1)
 	b.log.Error("a reply was dropped", "chat_id", msg.Chat.ID, "update_id", j.in.UpdateID, "err", err)

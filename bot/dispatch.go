@@ -21,8 +21,13 @@ type dispatcher struct {
 	idle      time.Duration
 	sem       chan struct{}
 
+	// idle, when set, is called when a chat's worker retires (its queue
+	// stayed empty): a shared store releases the chat's claim.
+	onIdle func(key queueKey)
+
 	mu      sync.Mutex
 	chats   map[queueKey]*chatQueue
+	known   map[int]bool // update ids queued or being handled
 	closing bool
 	wg      sync.WaitGroup
 }
@@ -44,7 +49,7 @@ func newDispatcher(handle func(context.Context, *job), log *slog.Logger, o Optio
 	return &dispatcher{
 		handle: handle, log: log, queueSize: o.QueueSize, idle: o.IdleTimeout,
 		sem:   make(chan struct{}, o.MaxConcurrent),
-		chats: map[queueKey]*chatQueue{},
+		chats: map[queueKey]*chatQueue{}, known: map[int]bool{},
 	}
 }
 
@@ -57,6 +62,10 @@ func (d *dispatcher) dispatch(ctx context.Context, jobs ...*job) {
 		return // accepted all the same: the next start handles them
 	}
 	for _, j := range jobs {
+		if d.known[j.in.UpdateID] {
+			continue // claimed again while still queued here
+		}
+		d.known[j.in.UpdateID] = true
 		key := keyOf(j)
 		q, ok := d.chats[key]
 		if !ok {
@@ -97,6 +106,9 @@ func (d *dispatcher) work(ctx context.Context, key queueKey, q *chatQueue) {
 		case <-q.wake:
 		case <-idle.C:
 			if d.retire(key, q) {
+				if d.onIdle != nil {
+					d.onIdle(key)
+				}
 				return
 			}
 			idle.Reset(d.idle)
@@ -139,10 +151,17 @@ func (d *dispatcher) run(ctx context.Context, j *job) {
 		return // shutting down: it stays in the inbox for the next start
 	}
 	defer func() { <-d.sem }()
+	defer d.forget(j)
 	if ctx.Err() != nil {
 		return
 	}
 	d.handle(ctx, j)
+}
+
+func (d *dispatcher) forget(j *job) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.known, j.in.UpdateID)
 }
 
 // close stops taking updates, lets the workers drain their queues within

@@ -15,8 +15,14 @@ import (
 // finishes the update in the inbox unless the bot is stopping, in which case
 // the next start handles it again (what was sent already is not repeated).
 func (b *Bot) handleJob(ctx context.Context, j *job) {
+	if b.claims != nil {
+		pending, err := b.claims.Pending(ctx, j.in.UpdateID)
+		if err != nil || !pending {
+			return // finished already (or unreadable: the next claim round brings it back)
+		}
+	}
 	outcome := b.handleUpdate(ctx, j)
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || j.lost {
 		return
 	}
 	if err := b.store.Finish(ctx, j.in.UpdateID, outcome); err != nil {

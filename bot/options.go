@@ -56,6 +56,10 @@ type Options struct {
 	// and the user gets the apology, if that can be sent within ApologyDeadline.
 	SendDeadline    time.Duration
 	ApologyDeadline time.Duration
+	// ClaimTTL is how long a replica's claim on a chat lives without
+	// renewal (a store shared by replicas): how soon the chats of a replica
+	// that died are taken over. Renewed every second.
+	ClaimTTL time.Duration
 
 	// HTTPClient defaults to a client of its own, closed on exit. One given
 	// here needs an ExpectContinueTimeout (http.DefaultTransport's is 1 s):
@@ -109,6 +113,7 @@ func DefaultOptions() Options {
 		ApologyDeadline:       10 * time.Second,
 		WebhookMaxConnections: 40,
 		WebhookMaxOpen:        256,
+		ClaimTTL:              15 * time.Second,
 	}
 }
 
@@ -135,6 +140,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("webhook max connections %d: want 1..100", o.WebhookMaxConnections)
 	case o.WebhookMaxOpen < 1:
 		return errors.New("webhook max open connections must be at least 1")
+	case o.ClaimTTL < 2*time.Second:
+		return fmt.Errorf("claim TTL %v: want at least 2s (claims are renewed every second)", o.ClaimTTL)
 	}
 	return nil
 }
@@ -167,6 +174,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.ApologyDeadline, d.ApologyDeadline)
 	setDefault(&o.WebhookMaxConnections, d.WebhookMaxConnections)
 	setDefault(&o.WebhookMaxOpen, d.WebhookMaxOpen)
+	setDefault(&o.ClaimTTL, d.ClaimTTL)
 	return o
 }
 

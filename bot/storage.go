@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -119,3 +120,26 @@ func ParseSpeaker(name string) (dialog.Speaker, error) {
 	}
 	return 0, fmt.Errorf("unknown stored speaker %q", name)
 }
+
+// Claims is implemented by a Storage that several replicas share. A chat is
+// served by one replica at a time: the one holding its claim, which expires
+// unless renewed, so that a replica that died has its chats taken over.
+type Claims interface {
+	// Claim takes up to limit more chats that have unfinished updates and
+	// no live claim, for ttl, and returns the unfinished updates of every
+	// chat this replica holds, oldest first.
+	Claim(ctx context.Context, ttl time.Duration, limit int) ([]Incoming, error)
+	// Renew extends this replica's claims by ttl from now.
+	Renew(ctx context.Context, ttl time.Duration) error
+	// Release gives up this replica's claim on a chat unless updates of it
+	// are still unfinished.
+	Release(ctx context.Context, chatKey int64) error
+	// Pending says whether an update is still unfinished (a claimed update
+	// may be finished by the time its turn comes).
+	Pending(ctx context.Context, updateID int) (bool, error)
+}
+
+// ErrNotOwner is what a shared store's Record returns for a send whose
+// chat this replica no longer holds: another replica handles the update
+// now, and this one must not send.
+var ErrNotOwner = errors.New("the chat's claim is held by another replica")

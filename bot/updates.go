@@ -67,6 +67,10 @@ func (b *Bot) accept(ctx, work context.Context, d *dispatcher, updates []Incomin
 		b.log.Info("duplicate updates ignored", "count", dup)
 	}
 	b.stats.received.Add(int64(len(fresh)))
+	if b.claims != nil {
+		signal(b.nudge) // the claim loop hands them out, here or on the replica holding their chat
+		return nil
+	}
 	d.dispatch(work, pick(jobs, fresh)...)
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,15 +53,24 @@ CREATE TABLE IF NOT EXISTS outbox (
 	state      TEXT    NOT NULL CHECK (state IN ('planned', 'sending', 'sent')),
 	message_id BIGINT  NOT NULL,
 	PRIMARY KEY (update_id, seq)
+);
+CREATE TABLE IF NOT EXISTS claims (
+	chat_key   BIGINT PRIMARY KEY,
+	owner      TEXT        NOT NULL,
+	expires_at TIMESTAMPTZ NOT NULL
 );`
 
-// Store is a bot.Storage in PostgreSQL.
+// Store is a bot.Storage in PostgreSQL, shared by replicas (bot.Claims).
 type Store struct {
 	pool   *pgxpool.Pool
 	window dialog.Window
+	owner  string // this replica, in claims
 }
 
-var _ bot.Storage = (*Store)(nil)
+var (
+	_ bot.Storage = (*Store)(nil)
+	_ bot.Claims  = (*Store)(nil)
+)
 
 // Open connects to the database at url (postgres://...), creates the
 // tables it lacks and keeps up to keep turns of each chat.
@@ -81,7 +92,14 @@ func Open(ctx context.Context, url string, keep int) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("init PostgreSQL store: %w", redactURL(err))
 	}
-	return &Store{pool: pool, window: dialog.Window{MaxTurns: keep}}, nil
+	return &Store{pool: pool, window: dialog.Window{MaxTurns: keep}, owner: replicaName()}, nil
+}
+
+// replicaName is unique to this process: host, pid and a random part (a
+// restarted replica is a new one; its old claims expire).
+func replicaName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%08x", host, os.Getpid(), rand.Uint32())
 }
 
 // redactURL keeps a password in the URL out of errors; pgx's connect errors
@@ -274,16 +292,72 @@ func (s *Store) Outgoing(ctx context.Context, updateID, seq int) (bot.Outgoing, 
 	return o, true, nil
 }
 
-// Record writes a reply's state.
+// Record writes a reply's state. A send (state sending) is recorded only
+// while this replica holds the update's chat: the fence that keeps a
+// replica that stalled past its claim from sending what the chat's new
+// holder sends.
 func (s *Store) Record(ctx context.Context, o bot.Outgoing) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO outbox (update_id, seq, chat_id, reply_to, text, state, message_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	tag, err := s.pool.Exec(ctx, `INSERT INTO outbox (update_id, seq, chat_id, reply_to, text, state, message_id)
+		SELECT $1, $2, $3, $4, $5, $6, $7
+		WHERE $6 <> 'sending' OR EXISTS (SELECT 1 FROM inbox i JOIN claims c ON c.chat_key = i.chat_key
+			WHERE i.update_id = $1 AND c.owner = $8 AND c.expires_at > now())
 		ON CONFLICT (update_id, seq) DO UPDATE SET state = excluded.state, message_id = excluded.message_id`,
-		o.UpdateID, o.Seq, o.ChatID, o.ReplyTo, o.Text, string(o.State), o.MessageID)
+		o.UpdateID, o.Seq, o.ChatID, o.ReplyTo, o.Text, string(o.State), o.MessageID, s.owner)
 	if err != nil {
 		return fmt.Errorf("record reply %d/%d as %s: %w", o.UpdateID, o.Seq, o.State, err)
 	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("record reply %d/%d: %w", o.UpdateID, o.Seq, bot.ErrNotOwner)
+	}
 	return nil
+}
+
+// Claim takes up to limit more chats with unfinished updates whose claim is
+// missing or expired, then returns the unfinished updates of every chat
+// this replica holds, oldest first.
+func (s *Store) Claim(ctx context.Context, ttl time.Duration, limit int) ([]bot.Incoming, error) {
+	_, err := s.pool.Exec(ctx, `INSERT INTO claims (chat_key, owner, expires_at)
+		SELECT i.chat_key, $1, now() + $2::interval FROM inbox i
+		WHERE i.outcome IS NULL AND NOT EXISTS (
+			SELECT 1 FROM claims c WHERE c.chat_key = i.chat_key AND (c.expires_at > now() OR c.owner = $1))
+		GROUP BY i.chat_key ORDER BY MIN(i.update_id) LIMIT $3
+		ON CONFLICT (chat_key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+			WHERE claims.expires_at <= now()`, s.owner, ttl.String(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim chats: %w", err)
+	}
+	return s.unfinished(ctx, `SELECT i.update_id, i.chat_key, i.body, COALESCE(i.answer, '') FROM inbox i
+		JOIN claims c ON c.chat_key = i.chat_key
+		WHERE i.outcome IS NULL AND c.owner = $1 AND c.expires_at > now() ORDER BY i.update_id`, s.owner)
+}
+
+// Renew extends this replica's claims by ttl from now.
+func (s *Store) Renew(ctx context.Context, ttl time.Duration) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE claims SET expires_at = now() + $2::interval
+		WHERE owner = $1 AND expires_at > now()`, s.owner, ttl.String()); err != nil {
+		return fmt.Errorf("renew claims: %w", err)
+	}
+	return nil
+}
+
+// Release gives up this replica's claim on a chat with nothing unfinished.
+func (s *Store) Release(ctx context.Context, chatKey int64) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM claims c WHERE c.chat_key = $1 AND c.owner = $2
+		AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.chat_key = $1 AND i.outcome IS NULL)`, chatKey, s.owner)
+	if err != nil {
+		return fmt.Errorf("release chat %d: %w", chatKey, err)
+	}
+	return nil
+}
+
+// Pending says whether an update is unfinished.
+func (s *Store) Pending(ctx context.Context, updateID int) (bool, error) {
+	var pending bool
+	err := s.pool.QueryRow(ctx, `SELECT outcome IS NULL FROM inbox WHERE update_id = $1`, updateID).Scan(&pending)
+	if err != nil {
+		return false, fmt.Errorf("read update %d: %w", updateID, err)
+	}
+	return pending, nil
 }
 
 // Prune forgets finished updates older than before.
