@@ -46,10 +46,10 @@ func (e *callError) Unwrap() error { return e.err }
 // reset before that is surely a request Telegram never saw. leaving, when
 // set, runs before the first byte is handed over; if it fails, no byte is.
 type sentBody struct {
-	r       *bytes.Reader
-	leaving func() error
-	started atomic.Bool // leaving ran and succeeded
-	done    atomic.Bool // every byte was handed to the transport
+	r        *bytes.Reader
+	leaving  func() error
+	started  atomic.Bool // leaving ran and succeeded
+	done     atomic.Bool // every byte was handed to the transport
 	mu       sync.Mutex
 	leaveErr error // what leaving failed with
 }
