@@ -84,6 +84,6 @@ func botOptions(cfg config.Config) bot.Options {
 	o.ReplyTimeout = cfg.Generation.Timeout
 	o.Limits = bot.Limits{ChatPerSecond: b.ChatPerSecond, GroupPerMinute: b.GroupPerMinute, GlobalPerSecond: b.GlobalPerSecond}
 	o.MaxConcurrent, o.QueueSize, o.ShutdownGrace = b.MaxConcurrent, b.QueueSize, b.ShutdownGrace
-	o.SendDeadline = b.SendDeadline
+	o.SendDeadline, o.ClaimTTL = b.SendDeadline, cfg.Storage.ClaimTTL
 	return o
 }

@@ -84,6 +84,9 @@ type StorageConfig struct {
 	// URL, when set (postgres://...), selects PostgreSQL instead of the
 	// SQLite file at Path; replicas of serve share it.
 	URL string `toml:"url"`
+	// ClaimTTL is how long a replica holds a chat without renewing its
+	// claim (PostgreSQL only): how soon a dead replica's chats are taken over.
+	ClaimTTL time.Duration `toml:"claim_ttl"`
 }
 
 // BotConfig tunes the bot's behaviour and its sending limits.
@@ -123,7 +126,7 @@ func Default() Config {
 			RepetitionPenalty: 1.2, NoRepeatNgramSize: 2, Candidates: 3, Seed: 0,
 			FallbackReply: "Хм, даже не знаю, что ответить.", Timeout: 30 * time.Second,
 		},
-		Storage: StorageConfig{Path: "dialogbot.db"},
+		Storage: StorageConfig{Path: "dialogbot.db", ClaimTTL: 15 * time.Second},
 		Bot: BotConfig{
 			GroupChance: 0, HistoryTurns: 12, ChatPerSecond: 1, GroupPerMinute: 20, GlobalPerSecond: 30,
 			MaxConcurrent: 16, QueueSize: 32, ShutdownGrace: 3 * time.Second, SendDeadline: time.Minute,
@@ -323,6 +326,9 @@ func (g GenerationConfig) Sampling() sample.SamplingParams {
 }
 
 func (s StorageConfig) validate() error {
+	if s.ClaimTTL < 2*time.Second {
+		return fmt.Errorf("storage.claim_ttl: %v (want at least 2s: claims are renewed every second)", s.ClaimTTL)
+	}
 	if s.URL != "" {
 		u, err := url.Parse(s.URL)
 		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {

@@ -112,6 +112,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad timeout", "[generation]\ntimeout = \"soon\"", "timeout"},
 		{"wrong type", "[generation]\ntop_k = \"ten\"", "top_k"},
 		{"empty storage", "[storage]\npath = \"\"", "storage.path"},
+		{"claim ttl too short", "[storage]\nclaim_ttl = \"1s\"", "storage.claim_ttl"},
 		{"storage url not postgres", "[storage]\nurl = \"mysql://db/bot\"", "storage.url"},
 		{"chance over 100", "[bot]\ngroup_chance = 150", "bot.group_chance"},
 		{"zero rate", "[bot]\nchat_per_second = 0.0", "bot.chat_per_second"},
