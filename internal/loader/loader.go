@@ -90,7 +90,7 @@ func Open(o Options, log *slog.Logger) (*Model, error) {
 	if o.Instrument != nil {
 		stepper = o.Instrument(stepper)
 	}
-	eng := engine.NewEngine(stepper, engineOptions(mod.Device()))
+	eng := engine.NewEngine(stepper, EngineOptions(config.Device(mod.Device())))
 	return &Model{Meta: meta, Tokenizer: tok, Module: mod, Engine: eng}, nil
 }
 
@@ -127,13 +127,13 @@ func int8EngineHint(meta model.Meta, runtimeInfo string) string {
 		"with fbgemm (the X86 engine of pip's torch) it is 3x faster, or export without --quantize", engine)
 }
 
-// engineOptions bounds the prompt tokens per prefill step by device. On a
+// EngineOptions bounds the prompt tokens per prefill step by device. On a
 // CPU a step costs in proportion to its tokens, so small chunks keep other
 // chats' decoding going; a GPU runs thousands of tokens in about the time
 // of one, so there small chunks only make new chats wait (measured on an
 // H200: 256-token chunks held 256 chats to 180 rows per decode step).
-func engineOptions(device string) engine.EngineOptions {
-	if device == "cpu" {
+func EngineOptions(device config.Device) engine.EngineOptions {
+	if !device.IsCUDA() {
 		return engine.EngineOptions{PrefillChunk: 256}
 	}
 	return engine.EngineOptions{PrefillChunk: 8192}
@@ -168,18 +168,24 @@ func (m *Model) Close() error {
 	return m.Module.Close()
 }
 
-// generator makes the reply generator for these generation settings.
+// Generator makes the reply generator for these generation settings.
 func (m *Model) Generator(g config.GenerationConfig, greedy bool) (*engine.Generator, error) {
+	return NewGenerator(m.Engine, m.Tokenizer, m.Meta.Format(), m.Module.Capacity(), g, greedy)
+}
+
+// NewGenerator makes the reply generator of an engine whose sequences hold
+// capacity tokens: the prompt gets what the reply leaves of them.
+func NewGenerator(eng *engine.Engine, codec engine.TextCodec, f dialog.Format, capacity int, g config.GenerationConfig, greedy bool) (*engine.Generator, error) {
 	params := g.Sampling()
 	if greedy { // plain argmax, comparable with a reference implementation
 		params = sample.SamplingParams{Greedy: true, Temperature: 1, TopP: 1, RepetitionPenalty: 1, MaxNewTokens: g.MaxNewTokens}
 	}
-	budget := m.Module.Capacity() - g.MaxNewTokens
+	budget := capacity - g.MaxNewTokens
 	if budget <= 0 {
-		return nil, fmt.Errorf("generation.max_new_tokens %d leaves no room for a prompt in a context of %d", g.MaxNewTokens, m.Module.Capacity())
+		return nil, fmt.Errorf("generation.max_new_tokens %d leaves no room for a prompt in a context of %d", g.MaxNewTokens, capacity)
 	}
-	return engine.NewGenerator(m.Engine, m.Tokenizer, engine.GeneratorOptions{
-		Format:     m.Meta.Format(),
+	return engine.NewGenerator(eng, codec, engine.GeneratorOptions{
+		Format:     f,
 		Limits:     dialog.PromptLimits{MaxTokens: budget}, // turns: the store applies dialog.Window
 		Params:     params,
 		Candidates: g.Candidates,

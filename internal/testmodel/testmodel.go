@@ -3,13 +3,14 @@
 package testmodel
 
 import (
-	"fmt"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/internal/pyenv"
 	"github.com/dialogbot/dialogbot/torch"
 )
 
@@ -33,21 +34,9 @@ func SharedDir(tb testing.TB) string {
 	return dir
 }
 
-// Python finds a Python that can import torch: $PYTHON, python3, /usr/bin/python3.
+// Python finds a Python that can import torch (pyenv.Python).
 func Python() (string, error) {
-	for _, p := range []string{os.Getenv("PYTHON"), "python3", "/usr/bin/python3"} {
-		if p == "" {
-			continue
-		}
-		// Run from / and use torch: in the repository "import torch" alone
-		// would find the Go package's torch/ folder as a namespace package.
-		cmd := exec.Command(p, "-c", "import torch; torch.zeros(1)")
-		cmd.Dir = "/"
-		if cmd.Run() == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("no python with torch found (apt-get install python3-torch, or set PYTHON)")
+	return pyenv.Python(context.Background())
 }
 
 // Export exports ../shared/models/NAME with model/python/export.py into
