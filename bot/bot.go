@@ -135,6 +135,13 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	<-loopDone
 	d.close(b.opts.ShutdownGrace, cancelWork)
+	if b.claims != nil {
+		// Nothing here handles the chats any more (what was cut short stays
+		// unfinished): the other replicas may take them now.
+		if err := b.claims.ReleaseAll(context.WithoutCancel(ctx)); err != nil {
+			b.log.Warn("releasing the chats' claims failed; they expire by themselves", "err", err)
+		}
+	}
 	st := b.Stats()
 	b.log.Info("bot stopped", "received", st.Received, "duplicates", st.Duplicates, "resumed", st.Resumed,
 		"sent", st.Sent, "retries", st.Retries, "ambiguous", st.Ambiguous, "crashed", st.Crashed,

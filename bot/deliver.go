@@ -53,8 +53,9 @@ func (b *Bot) Stats() Stats {
 }
 
 // say sends text to chat (split to Telegram's limit), each piece once over
-// every run of the job: the intent is recorded before the request and the
-// message id after. replyTo, when not 0, makes the first piece a reply.
+// every run of the job: the intent is recorded as the request body leaves
+// and the message id once Telegram answers. replyTo, when not 0, makes the
+// first piece a reply.
 func (b *Bot) say(ctx context.Context, j *job, chat telego.Chat, replyTo int, text string) error {
 	for i, part := range splitMessage(text, MaxMessageLen) {
 		if i > 0 {

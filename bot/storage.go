@@ -134,6 +134,9 @@ type Claims interface {
 	// Release gives up this replica's claim on a chat unless updates of it
 	// are still unfinished.
 	Release(ctx context.Context, chatKey int64) error
+	// ReleaseAll gives up every claim of this replica, which stops: the
+	// others take its chats at once instead of after the claims expire.
+	ReleaseAll(ctx context.Context) error
 	// Pending says whether an update is still unfinished (a claimed update
 	// may be finished by the time its turn comes).
 	Pending(ctx context.Context, updateID int) (bool, error)

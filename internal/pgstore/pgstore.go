@@ -350,6 +350,14 @@ func (s *Store) Release(ctx context.Context, chatKey int64) error {
 	return nil
 }
 
+// ReleaseAll gives up every claim of this replica.
+func (s *Store) ReleaseAll(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM claims WHERE owner = $1`, s.owner); err != nil {
+		return fmt.Errorf("release claims: %w", err)
+	}
+	return nil
+}
+
 // Pending says whether an update is unfinished.
 func (s *Store) Pending(ctx context.Context, updateID int) (bool, error) {
 	var pending bool

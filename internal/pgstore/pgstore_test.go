@@ -137,6 +137,13 @@ func TestClaims(t *testing.T) {
 	if err := a.pool.QueryRow(ctx, `SELECT COUNT(*) FROM claims WHERE chat_key = 20`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("chat 20's claim after its release: %d rows, %v", n, err)
 	}
+	// b stops: a takes chat 10 at once, without waiting for the claim to expire.
+	if err := b.ReleaseAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Claim(ctx, time.Hour, 10); !slices.Equal(updateIDs(got), []int{1, 3}) {
+		t.Errorf("a after b released all: %v, want chat 10's 1 and 3", updateIDs(got))
+	}
 }
 
 func updateIDs(in []bot.Incoming) []int {

@@ -95,8 +95,10 @@ func (f replierFunc) Reply(ctx context.Context, chatID int64, turns []dialog.Tur
 
 // TestReplicasShareTheInbox: two replicas behind a balancer that alternates
 // between them; 100 messages over 20 chats; after 40 answers replica A
-// hangs mid-reply and is stopped without releasing its chats. B takes them
-// over once A's claims expire: every message answered once, in order.
+// hangs mid-reply and is stopped (SIGTERM: what it cut short stays
+// unfinished, and it releases its chats). B takes them over: every message
+// answered once, in order. (A replica killed outright, whose claims expire,
+// is TestServeReplicasSurviveKill's case.)
 func TestReplicasShareTheInbox(t *testing.T) {
 	url := newDatabase(t, pgtest.Start(t))
 	api := telegramtest.New(t)
@@ -130,7 +132,7 @@ func TestReplicasShareTheInbox(t *testing.T) {
 			dying.Store(true)
 		}
 		if i == 50 {
-			a.stop() // its chats' claims stay until they expire
+			a.stop()
 			aUp = false
 		}
 		target := b
