@@ -22,7 +22,7 @@ BIN := bin
 BRIDGE := $(BIN)/libcbridge.so
 GO_TEST_FLAGS ?= -race
 
-.PHONY: all build bridge deps test check test-go test-python demo demo-run vet bench clean libtorch
+.PHONY: all build bridge deps test check test-go test-python demo demo-run vet bench clean libtorch image image-smoke
 
 all: build
 
@@ -88,6 +88,14 @@ demo-run: build
 
 bench: build
 	$(BIN)/dialogbot bench --model $(MODEL_DIR)
+
+# Container images (docs/deploy.md): the CPU image, built from a local Debian base
+# when no registry is reachable, and its smoke test against a fake Bot API.
+image:
+	deploy/build-image.sh cpu
+
+image-smoke: image
+	deploy/smoke.sh dialogbot:cpu
 
 clean:
 	rm -rf bin build
