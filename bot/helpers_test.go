@@ -94,7 +94,7 @@ func startBot(t testing.TB, f *fakeAPI, r Replier, opts Options) *running {
 // waitFor polls cond until it holds; the deadline only guards against hangs.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
