@@ -59,10 +59,10 @@ test: deps
 
 check: build vet test-go test-python
 
-# Under make, a test that needs the bridge fails instead of skipping; those
+# Under make, a test that needs the bridge or PostgreSQL fails instead of skipping; those
 # that need ../shared skip, and scripts/go-test.sh counts them at the end.
 test-go: build
-	DIALOGBOT_REQUIRE_TORCH=1 DIALOGBOT_CBRIDGE=$(CURDIR)/$(BRIDGE) scripts/go-test.sh $(GO_TEST_FLAGS) ./...
+	DIALOGBOT_REQUIRE_TORCH=1 DIALOGBOT_REQUIRE_POSTGRES=1 DIALOGBOT_CBRIDGE=$(CURDIR)/$(BRIDGE) scripts/go-test.sh $(GO_TEST_FLAGS) ./...
 
 test-python:
 	$(PYTHON) -m pytest -q model/python

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages dialogbot needs, when one is missing.
 # libopenblas0-openmp matters: without it Debian's libtorch falls back to the
-# reference BLAS, about 8x slower.
+# reference BLAS, about 8x slower. postgresql is for the tests of the
+# PostgreSQL store: they start their own throwaway cluster (internal/pgtest).
 set -euo pipefail
-pkgs=(libtorch-dev python3-torch python3-numpy python3-pytest libopenblas0-openmp g++ binutils)
+pkgs=(libtorch-dev python3-torch python3-numpy python3-pytest libopenblas0-openmp g++ binutils postgresql)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
