@@ -4,11 +4,17 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/mymmrac/telego"
 
 	"github.com/dialogbot/dialogbot/bot"
 	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/internal/loader"
+	"github.com/dialogbot/dialogbot/internal/ops"
 	"github.com/dialogbot/dialogbot/internal/pgstore"
+	"github.com/dialogbot/dialogbot/model/engine"
 )
 
 func init() {
@@ -34,29 +40,108 @@ func runServe(ctx context.Context, args []string, s stdio) error {
 		return err
 	}
 	log := newLogger(s, *verbose)
-	replier, closeReplier, err := loader.NewReplier(ctx, cfg, log)
+	var parts serveParts
+	health := &ops.Health{}
+	metrics, stopOps, err := startOps(cfg.Ops, health, &parts, log)
+	if err != nil {
+		return err
+	}
+	defer stopOps()
+	model, closeModel, err := loader.NewReplier(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("load model: %w", err)
 	}
 	defer func() {
-		if err := closeReplier(); err != nil {
+		if err := closeModel(); err != nil {
 			log.Error("closing the model failed", "err", err)
 		}
 	}()
+	parts.model.Store(model)
+	health.ModelLoaded()
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	parts.store.Store(&store)
 	opts := botOptions(cfg)
-	if cfg.Storage.URL != "" {
-		store, err := pgstore.Open(ctx, cfg.Storage.URL, cfg.Bot.HistoryTurns)
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		opts.Store = store
+	opts.Store = store
+	opts.Started = func(telego.User) { health.APIAnswered() }
+	var replier bot.Replier = model
+	if metrics != nil {
+		replier = metrics.Timed(model)
 	}
 	b, err := bot.New(opts, replier, log)
 	if err != nil {
 		return err
 	}
+	parts.bot.Store(b)
 	return b.Run(ctx) // ctx is cancelled on SIGINT/SIGTERM by main
+}
+
+// openStore opens PostgreSQL when storage.url is set, else the SQLite file.
+func openStore(ctx context.Context, cfg config.Config) (bot.Storage, error) {
+	if cfg.Storage.URL != "" {
+		return pgstore.Open(ctx, cfg.Storage.URL, cfg.Bot.HistoryTurns)
+	}
+	return bot.OpenStore(ctx, cfg.Storage.Path, cfg.Bot.HistoryTurns)
+}
+
+// serveParts are what /metrics reads, set as serve starts them (the
+// endpoints answer from before the model is loaded).
+type serveParts struct {
+	model atomic.Pointer[loader.ModelReplier]
+	bot   atomic.Pointer[bot.Bot]
+	store atomic.Pointer[bot.Storage]
+}
+
+func (p *serveParts) sources() ops.Sources {
+	return ops.Sources{
+		Bot: func() bot.Stats {
+			if b := p.bot.Load(); b != nil {
+				return b.Stats()
+			}
+			return bot.Stats{}
+		},
+		Engine: func() engine.EngineStats {
+			if m := p.model.Load(); m != nil {
+				return m.EngineStats()
+			}
+			return engine.EngineStats{}
+		},
+		Inbox: func(ctx context.Context) (bot.InboxDepth, error) {
+			if s := p.store.Load(); s != nil {
+				return (*s).Depth(ctx)
+			}
+			return bot.InboxDepth{}, ops.ErrNotYet
+		},
+	}
+}
+
+// startOps serves /healthz and /metrics unless ops.listen is "". It runs
+// before the model loads, so that /healthz says 503 meanwhile; the returned
+// func stops it.
+func startOps(cfg config.OpsConfig, health *ops.Health, parts *serveParts, log *slog.Logger) (*ops.Metrics, func(), error) {
+	if cfg.Listen == "" {
+		return nil, func() {}, nil
+	}
+	metrics := ops.NewMetrics(health, parts.sources(), log)
+	srv, err := ops.Listen(cfg.Listen, ops.Handler(health, metrics.Gatherer(), log))
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("operations endpoints listening", "addr", srv.Addr().String(), "paths", "/healthz /metrics")
+	return metrics, func() { closeOps(srv, log) }, nil
+}
+
+// closeOps stops the endpoints last, so a scrape sees the final counters
+// until the bot has stopped.
+func closeOps(srv *ops.Server, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Close(ctx); err != nil {
+		log.Warn("stopping the operations endpoints", "err", err)
+	}
 }
 
 func newLogger(s stdio, verbose bool) *slog.Logger {

@@ -202,6 +202,10 @@ chat_per_second = 1000.0
 group_per_minute = 60000.0
 global_per_second = 10000.0
 shutdown_grace = "1s"
+
+[ops]
+# A free port: tests run side by side.
+listen = "127.0.0.1:0"
 `, apiURL, serveAdmin, serveGreeting, serveApology, serveReset, dir, testmodel.Device(), seed, serveFallback, db))
 }
 
@@ -307,7 +311,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"no token", "", "", "telegram.token: not set"},
 		{"malformed token", "", "123:short", "not a bot token"},
 		{"unknown key", "[bot]\nspeed = 1", validToken, "unknown key"},
-		{"no model", "", validToken, "load model"}, // model.path is empty
+		{"no model", "[ops]\nlisten = \"\"", validToken, "load model"}, // model.path is empty
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -346,7 +350,7 @@ func TestBotOptionsFromConfig(t *testing.T) {
 func TestServeModelFlag(t *testing.T) {
 	t.Setenv(config.TokenEnv, validToken)
 	missing := filepath.Join(t.TempDir(), "no-such-model")
-	cfg := writeConfig(t, "[model]\npath = \"/elsewhere\"\n")
+	cfg := writeConfig(t, "[model]\npath = \"/elsewhere\"\n[ops]\nlisten = \"\"\n")
 	var stderr bytes.Buffer
 	code := runMain(context.Background(), []string{"serve", "--config", cfg, "--model", missing},
 		stdio{in: strings.NewReader(""), out: &bytes.Buffer{}, err: &stderr})

@@ -22,6 +22,7 @@ func TestPackageBoundaries(t *testing.T) {
 		"model/dialog":  {"torch", "bot", "model/engine", "model/sample", "model/tokenizer"},
 		"model/engine":  {"torch", "bot"},
 		"model/sample":  {"torch", "bot"},
+		"internal/ops":  {"torch"},
 	}
 	for pkg, bad := range forbidden {
 		deps := goList(t, "-deps", module+pkg)

@@ -50,6 +50,10 @@ claim_ttl = "2s"
 chat_per_second = 1000.0
 group_per_minute = 60000.0
 global_per_second = 10000.0
+
+[ops]
+# A free port: tests run side by side.
+listen = "127.0.0.1:0"
 `, apiURL, serveApology, listen, replicaSecret, model, testmodel.Device(), serveFallback,
 		filepath.Join(t.TempDir(), "unused.db"), dbURL))
 }

@@ -109,6 +109,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	b.me, b.mention = *me, mentionPattern(me.Username)
 	b.log.Info("bot started", "username", me.Username, "id", me.ID, "mode", b.opts.Mode)
+	if b.opts.Started != nil {
+		b.opts.Started(*me)
+	}
 
 	// Replies run on a context of their own, so that stopping the updates
 	// does not cut them short; close cancels it once the grace is over.

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"time"
+
+	"github.com/mymmrac/telego"
 )
 
 // Mode says how updates reach the bot.
@@ -44,6 +46,10 @@ type Options struct {
 	ReplyTimeout time.Duration // bound on one Replier call
 
 	Limits Limits
+
+	// Started, when set, is called once the Bot API answered getMe, before
+	// any update is taken: from then on the bot can serve (/healthz).
+	Started func(me telego.User)
 
 	MaxConcurrent  int           // updates handled at once over all chats
 	QueueSize      int           // updates waiting per chat; older ones past it become context of the newer

@@ -57,6 +57,15 @@ type Inbox interface {
 	// Prune forgets finished updates older than before; their ids are then
 	// no longer recognised as duplicates.
 	Prune(ctx context.Context, before time.Time) (int, error)
+	// Depth counts the updates the inbox holds in each state (for /metrics).
+	Depth(ctx context.Context) (InboxDepth, error)
+}
+
+// InboxDepth is how many updates the inbox holds in each state.
+type InboxDepth struct {
+	Waiting  int64 // accepted, no answer generated yet
+	Answered int64 // answer generated and recorded, not all of it sent yet
+	Finished int64 // done; kept until pruned to refuse Telegram's redeliveries
 }
 
 // Incoming is an accepted update: its id, its chat (0 for none), its JSON

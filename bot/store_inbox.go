@@ -123,3 +123,20 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 	n, _ := res.RowsAffected()
 	return int(n), nil
 }
+
+// Depth counts the inbox's updates by state in one query.
+func (s *Store) Depth(ctx context.Context) (InboxDepth, error) {
+	var d InboxDepth
+	err := s.db.QueryRowContext(ctx, DepthQuery).Scan(&d.Waiting, &d.Answered, &d.Finished)
+	if err != nil {
+		return InboxDepth{}, fmt.Errorf("count the inbox: %w", err)
+	}
+	return d, nil
+}
+
+// DepthQuery counts the inbox by state; SQLite and PostgreSQL both run it.
+const DepthQuery = `SELECT
+	COALESCE(SUM(CASE WHEN outcome IS NULL AND answer IS NULL THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN outcome IS NULL AND answer IS NOT NULL THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN outcome IS NOT NULL THEN 1 ELSE 0 END), 0)
+	FROM inbox`

@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +28,14 @@ type Config struct {
 	Generation GenerationConfig `toml:"generation"`
 	Storage    StorageConfig    `toml:"storage"`
 	Bot        BotConfig        `toml:"bot"`
+	Ops        OpsConfig        `toml:"ops"`
+}
+
+// OpsConfig is where serve answers /healthz and /metrics.
+type OpsConfig struct {
+	// Listen is a host:port ("" turns the endpoints off). Keep it local or
+	// inside a private network: /metrics tells how busy the bot is.
+	Listen string `toml:"listen"`
 }
 
 // TelegramConfig is how the bot reaches Telegram, who may use it and what it says.
@@ -131,6 +141,7 @@ func Default() Config {
 			GroupChance: 0, HistoryTurns: 12, ChatPerSecond: 1, GroupPerMinute: 20, GlobalPerSecond: 30,
 			MaxConcurrent: 16, QueueSize: 32, ShutdownGrace: 3 * time.Second, SendDeadline: time.Minute,
 		},
+		Ops: OpsConfig{Listen: "127.0.0.1:9090"},
 	}
 }
 
@@ -214,7 +225,7 @@ func unknownKey(key string) error {
 // token's format is checked by ValidateToken, only where a token is needed.
 func (c Config) Validate() error {
 	return errors.Join(c.Telegram.validate(), c.Model.validate(), c.Generation.validate(),
-		c.Storage.validate(), c.Bot.validate())
+		c.Storage.validate(), c.Bot.validate(), c.Ops.validate())
 }
 
 // tokenPattern is the shape of a bot token (the one telego checks too).
@@ -367,6 +378,20 @@ func (b BotConfig) validate() error {
 		errs = append(errs, fmt.Errorf("bot.shutdown_grace: %v (want a positive duration such as \"3s\")", b.ShutdownGrace))
 	}
 	return errors.Join(errs...)
+}
+
+func (o OpsConfig) validate() error {
+	if o.Listen == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return fmt.Errorf("ops.listen: %q: want host:port such as \"127.0.0.1:9090\" (\"\" turns it off)", o.Listen)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("ops.listen: %q: the port is not a number from 0 to 65535", o.Listen)
+	}
+	return nil
 }
 
 func atLeast(key string, v, lowest int) error {

@@ -61,6 +61,8 @@ device = "cuda:1"
 timeout = "5s"
 [storage]
 path = "/var/lib/dialogbot.db"
+[ops]
+listen = ""
 `)
 	t.Setenv(TokenEnv, validToken)
 	cfg, err := Load(path)
@@ -76,6 +78,7 @@ path = "/var/lib/dialogbot.db"
 	want.Model.Path, want.Model.Device = "/models/nano-ru", "cuda:1"
 	want.Generation.Timeout = 5 * time.Second
 	want.Storage.Path = "/var/lib/dialogbot.db"
+	want.Ops.Listen = "" // off
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got %+v\nwant %+v", cfg, want)
 	}
@@ -118,6 +121,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"zero rate", "[bot]\nchat_per_second = 0.0", "bot.chat_per_second"},
 		{"negative history", "[bot]\nhistory_turns = -1", "bot.history_turns"},
 		{"zero send deadline", "[bot]\nsend_deadline = \"0s\"", "bot.send_deadline"},
+		{"ops listen without port", "[ops]\nlisten = \"127.0.0.1\"", "ops.listen"},
+		{"ops listen bad port", "[ops]\nlisten = \"127.0.0.1:http9\"", "ops.listen"},
 		{"too many webhook connections", "[telegram]\nwebhook_max_connections = 101", "telegram.webhook_max_connections"},
 	}
 	for _, tc := range tests {

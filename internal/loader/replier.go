@@ -14,15 +14,16 @@ import (
 	"github.com/dialogbot/dialogbot/bot"
 )
 
-// modelReplier answers the bot's chats with the model.
-type modelReplier struct {
+// ModelReplier answers the bot's chats with the model.
+type ModelReplier struct {
 	gen     *engine.Generator
+	engine  *engine.Engine // nil when made by ReplierFor
 	timeout time.Duration
 	log     *slog.Logger
 }
 
 // NewReplier loads the configured model; the returned func frees it.
-func NewReplier(ctx context.Context, cfg config.Config, log *slog.Logger) (bot.Replier, func() error, error) {
+func NewReplier(ctx context.Context, cfg config.Config, log *slog.Logger) (*ModelReplier, func() error, error) {
 	lm, err := Open(OptionsFrom(cfg, ""), log)
 	if err != nil {
 		return nil, nil, err
@@ -38,13 +39,22 @@ func NewReplier(ctx context.Context, cfg config.Config, log *slog.Logger) (bot.R
 		logEngineStats(log, lm.Engine.Stats())
 		return lm.Close()
 	}
-	return ReplierFor(gen, cfg.Generation, log), closeModel, nil
+	r := &ModelReplier{gen: gen, engine: lm.Engine, timeout: cfg.Generation.Timeout, log: log}
+	return r, closeModel, nil
 }
 
 // ReplierFor answers the bot's chats with a generator, within the
 // configured reply timeout.
 func ReplierFor(gen *engine.Generator, g config.GenerationConfig, log *slog.Logger) bot.Replier {
-	return &modelReplier{gen: gen, timeout: g.Timeout, log: log}
+	return &ModelReplier{gen: gen, timeout: g.Timeout, log: log}
+}
+
+// EngineStats are the engine's counters so far (zero for a ReplierFor).
+func (r *ModelReplier) EngineStats() engine.EngineStats {
+	if r.engine == nil {
+		return engine.EngineStats{}
+	}
+	return r.engine.Stats()
 }
 
 // logEngineStats says at shutdown what the engine did, so an operator sees
@@ -64,7 +74,7 @@ func OptionsFrom(cfg config.Config, dir string) Options {
 		Slots: cfg.Model.Slots, MaxContext: cfg.Model.MaxContext, PromptFormat: cfg.Model.PromptFormat}
 }
 
-func (r *modelReplier) Reply(ctx context.Context, chatID int64, turns []dialog.Turn) (string, error) {
+func (r *ModelReplier) Reply(ctx context.Context, chatID int64, turns []dialog.Turn) (string, error) {
 	if r.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.timeout)

@@ -376,3 +376,12 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 	}
 	return int(tag.RowsAffected()), nil
 }
+
+// Depth counts the inbox's updates by state in one query.
+func (s *Store) Depth(ctx context.Context) (bot.InboxDepth, error) {
+	var d bot.InboxDepth
+	if err := s.pool.QueryRow(ctx, bot.DepthQuery).Scan(&d.Waiting, &d.Answered, &d.Finished); err != nil {
+		return bot.InboxDepth{}, fmt.Errorf("count the inbox: %w", err)
+	}
+	return d, nil
+}

@@ -130,6 +130,7 @@ func inbox(t *testing.T, open Open) {
 	if err := s.SetAnswer(ctx, 2, "answer"); err != nil {
 		t.Fatal(err)
 	}
+	checkDepth(t, s, bot.InboxDepth{Waiting: 3, Answered: 1})
 	if c, ok := s.(bot.Claims); ok { // a shared store sends only for chats it holds
 		if _, err := c.Claim(ctx, time.Minute, 100); err != nil {
 			t.Fatal(err)
@@ -160,6 +161,7 @@ func inbox(t *testing.T, open Open) {
 	if err := s.Finish(ctx, 2, "answered"); err != nil {
 		t.Fatal(err)
 	}
+	checkDepth(t, s, bot.InboxDepth{Waiting: 2, Finished: 2})
 	if _, ok, _ := s.Outgoing(ctx, 2, 1); ok {
 		t.Error("a finished update's outbox is kept")
 	}
@@ -171,5 +173,13 @@ func inbox(t *testing.T, open Open) {
 	}
 	if left, _ := s.Unfinished(ctx); !slices.Equal(ids(left), []int{3, 4}) {
 		t.Errorf("Prune touched unfinished updates: %v", ids(left))
+	}
+	checkDepth(t, s, bot.InboxDepth{Waiting: 2})
+}
+
+func checkDepth(t *testing.T, s bot.Storage, want bot.InboxDepth) {
+	t.Helper()
+	if got, err := s.Depth(context.Background()); got != want || err != nil {
+		t.Errorf("Depth = %+v, %v; want %+v", got, err, want)
 	}
 }

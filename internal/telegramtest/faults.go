@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 )
 
 // Fault is an error the server answers one call with. Exactly one of
@@ -87,4 +88,50 @@ func writeAPIError(w http.ResponseWriter, status, retryAfter int) {
 	}
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(body)
+}
+
+// Gate holds the calls of one method until Open: a test can look at the
+// client while it waits for the Bot API.
+type Gate struct {
+	arrived chan struct{} // closed when the first held call arrives
+	open    chan struct{}
+	once    sync.Once
+}
+
+// Hold makes the calls of method wait (before the server acts on them)
+// until the gate returned is opened; the end of the test opens it.
+func (s *Server) Hold(method string) *Gate {
+	g := &Gate{arrived: make(chan struct{}), open: make(chan struct{})}
+	s.mu.Lock()
+	s.gates[method] = g
+	s.mu.Unlock()
+	s.tb.Cleanup(g.Open)
+	return g
+}
+
+// Arrived is closed once a call is being held.
+func (g *Gate) Arrived() <-chan struct{} { return g.arrived }
+
+// Open lets the held calls, and later ones, through.
+func (g *Gate) Open() {
+	select {
+	case <-g.open:
+	default:
+		close(g.open)
+	}
+}
+
+// pass waits at method's gate, if any, until it opens or the client leaves.
+func (s *Server) pass(r *http.Request, method string) {
+	s.mu.Lock()
+	g := s.gates[method]
+	s.mu.Unlock()
+	if g == nil {
+		return
+	}
+	g.once.Do(func() { close(g.arrived) })
+	select {
+	case <-g.open:
+	case <-r.Context().Done():
+	}
 }

@@ -48,6 +48,7 @@ type Server struct {
 	webhook   map[string]string
 	failText  map[string]int // sendMessage text -> status it always fails with
 	delay     map[string]time.Duration
+	gates     map[string]*Gate
 }
 
 // New starts a server that is closed when the test ends. A call it cannot
@@ -56,7 +57,7 @@ func New(tb testing.TB) *Server {
 	s := &Server{
 		tb: tb, nextID: 1, nextMsgID: 1000, arrived: make(chan struct{}), changed: make(chan struct{}),
 		raw: map[int]json.RawMessage{}, calls: map[string]int{}, faults: map[string][]Fault{}, status: map[[2]int64]string{},
-		failText: map[string]int{}, delay: map[string]time.Duration{},
+		failText: map[string]int{}, delay: map[string]time.Duration{}, gates: map[string]*Gate{},
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(s.Close)
@@ -70,6 +71,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, 0) // Telegram's answer to an unknown token
 		return
 	}
+	s.pass(r, method)
 	flt, faulty := s.takeFault(method)
 	if faulty && flt.ResetBefore {
 		flt.write(w) // before the body is read, so no 100 Continue goes out
