@@ -20,7 +20,13 @@ import (
 
 // loadEnv turns on TestServeReplicaLoad, a measurement of minutes:
 // DIALOGBOT_REPLICA_LOAD=1 (or CHATSxMESSAGES, default 200x5).
-const loadEnv = "DIALOGBOT_REPLICA_LOAD"
+// threadsEnv is model.threads of the one replica and of each of the two,
+// "ONE,EACH" (default "1,1": each replica as on a one-core machine of its
+// own; "2,1" gives the one replica both cores of this machine).
+const (
+	loadEnv    = "DIALOGBOT_REPLICA_LOAD"
+	threadsEnv = "DIALOGBOT_REPLICA_THREADS"
+)
 
 // TestServeReplicaLoad is issue 14's acceptance measurement: CHATS x
 // MESSAGES group messages (each mentioning the bot, so each answer names the
@@ -28,6 +34,8 @@ const loadEnv = "DIALOGBOT_REPLICA_LOAD"
 // to one serve replica, then to two, on PostgreSQL, with nano-ru on the CPU,
 // one thread per replica. Every message must be answered once and each chat
 // in order; /metrics of every replica is scraped before, halfway and after.
+// The two replicas share this machine's cores with the PostgreSQL server,
+// the fake Bot API and the test.
 // It logs the throughput of each run and their ratio (docs/reliability.md).
 //
 //	DIALOGBOT_REPLICA_LOAD=1 make test-go GO_TEST_FLAGS='-run TestServeReplicaLoad -v -timeout 60m'
@@ -42,13 +50,19 @@ func TestServeReplicaLoad(t *testing.T) {
 			t.Fatalf("%s=%q: want 1 or CHATSxMESSAGES", loadEnv, spec)
 		}
 	}
+	threads := [2]int{1, 1}
+	if v := os.Getenv(threadsEnv); v != "" {
+		if _, err := fmt.Sscanf(v, "%d,%d", &threads[0], &threads[1]); err != nil || threads[0] < 1 || threads[1] < 1 {
+			t.Fatalf("%s=%q: want ONE,EACH such as 2,1", threadsEnv, v)
+		}
+	}
 	testmodel.RequireBridge(t)
 	model := testmodel.Export(t, "nano-ru")
 	t.Setenv(config.TokenEnv, telegramtest.Token)
 	var rates []float64
-	for _, n := range []int{1, 2} {
-		t.Run(fmt.Sprintf("replicas=%d", n), func(t *testing.T) {
-			rates = append(rates, replicaLoad(t, model, n, chats, perChat))
+	for i, n := range []int{1, 2} {
+		t.Run(fmt.Sprintf("replicas=%d,threads=%d", n, threads[i]), func(t *testing.T) {
+			rates = append(rates, replicaLoad(t, model, n, threads[i], chats, perChat))
 		})
 	}
 	if len(rates) == 2 && rates[0] > 0 {
@@ -58,7 +72,7 @@ func TestServeReplicaLoad(t *testing.T) {
 
 // replicaLoad runs n replicas through the load and returns answers per
 // second, from the first post to the last answer.
-func replicaLoad(t *testing.T, model string, n, chats, perChat int) float64 {
+func replicaLoad(t *testing.T, model string, n, threads, chats, perChat int) float64 {
 	dbURL := pgtest.Start(t)
 	api := telegramtest.New(t)
 	log := serveLog(t)
@@ -67,7 +81,7 @@ func replicaLoad(t *testing.T, model string, n, chats, perChat int) float64 {
 	for range n {
 		hook, ops := freeAddr(t), freeAddr(t)
 		hooks, opsAddrs = append(hooks, hook), append(opsAddrs, ops)
-		children = append(children, startChild(t, loadConfig(t, api.URL, model, dbURL, hook, ops), log))
+		children = append(children, startChild(t, loadConfig(t, api.URL, model, dbURL, hook, ops, threads), log))
 	}
 	for api.CallCount("setWebhook") < n {
 		time.Sleep(50 * time.Millisecond) // orders the test only; a hang ends in the test's timeout
@@ -106,9 +120,9 @@ func replicaLoad(t *testing.T, model string, n, chats, perChat int) float64 {
 	return rate
 }
 
-// loadConfig is a replica's config for the measurement: nano-ru on one
-// CPU thread, webhook mode, the shared PostgreSQL inbox, /metrics on ops.
-func loadConfig(t *testing.T, apiURL, model, dbURL, hook, ops string) string {
+// loadConfig is a replica's config for the measurement: nano-ru on the
+// CPU, webhook mode, the shared PostgreSQL inbox, /metrics on ops.
+func loadConfig(t *testing.T, apiURL, model, dbURL, hook, ops string, threads int) string {
 	return writeConfig(t, fmt.Sprintf(`
 [telegram]
 api_url = %q
@@ -122,7 +136,7 @@ webhook_secret = %q
 [model]
 path = %q
 device = "cpu"
-threads = 1
+threads = %d
 
 [generation]
 max_new_tokens = 20
@@ -140,7 +154,7 @@ global_per_second = 10000.0
 
 [ops]
 listen = %q
-`, apiURL, serveApology, hook, replicaSecret, model, serveFallback, dbURL, ops))
+`, apiURL, serveApology, hook, replicaSecret, model, threads, serveFallback, dbURL, ops))
 }
 
 // balancer is a round-robin reverse proxy over the replicas' webhooks, as a

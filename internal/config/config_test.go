@@ -286,3 +286,21 @@ func TestDefaultSamplingIsTheCard(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestComposeConfigExample: the replicas' config in deploy/compose loads
+// once its webhook_secret is filled in, with /healthz and /metrics where
+// the proxy and the image's HEALTHCHECK look for them.
+func TestComposeConfigExample(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "compose", "config.toml.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), `webhook_secret = ""`, `webhook_secret = "s3cret"`, 1)
+	cfg, err := Load(writeConfig(t, text))
+	if err != nil {
+		t.Fatalf("the compose example does not load: %v", err)
+	}
+	if cfg.Ops.Listen != "0.0.0.0:9090" || cfg.Storage.URL == "" || cfg.Telegram.Mode != "webhook" {
+		t.Errorf("compose example: ops.listen %q, storage.url %q, mode %q", cfg.Ops.Listen, cfg.Storage.URL, cfg.Telegram.Mode)
+	}
+}
