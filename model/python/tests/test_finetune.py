@@ -314,3 +314,91 @@ def test_dataset_round_trip(tmp_path):
     got_ids, got_mask = ds.train.example(0)
     assert got_ids.tolist() == ids and got_mask.tolist() == mask
     assert ds.train.target_tokens() == int(ds.train.mask.sum())
+
+
+# ----------------------------------------------------------------------------- old path vs new path
+
+
+def curve(tmp_path, name, model, data, *extra):
+    """Train losses per step and the final validation loss of a 30-step run without dropout."""
+    args = args_for(tmp_path / name, model, data, "--steps", "30", "--lr", "3e-3", "--eval-every", "30",
+                    "--dropout", "0", "--samples", "0", *extra)
+    summary, _ = quiet_run(args)
+    with open(summary["report"]) as f:
+        rep = json.load(f)
+    return np.array([loss for _, loss in rep["history"]["train"]]), summary["valid_loss_after"]
+
+
+def test_new_training_paths_keep_the_old_loss_curve(tmp_path):
+    """Same seed, same data. The old path (logits at every position, bucketed and
+    padded batches, fp32) against: the target rows only (same batches: the same
+    curve to float rounding); packed batches (other batches: the same curve
+    within noise); bf16 autocast (where the CPU has it)."""
+    model, data = tiny_model_dir(tmp_path), tiny_dataset_dir(tmp_path)
+    old, old_valid = curve(tmp_path, "old", model, data, "--layout", "bucket", "--full-logits", "--dtype", "fp32")
+    assert old[-5:].mean() < old[:5].mean() - 0.3, "the task is learnable: the curve must fall"
+    rows, rows_valid = curve(tmp_path, "rows", model, data, "--layout", "bucket", "--dtype", "fp32")
+    np.testing.assert_allclose(rows, old, rtol=1e-4)
+    assert rows_valid == pytest.approx(old_valid, rel=1e-4)
+    variants = [("pack", "--layout", "pack", "--dtype", "fp32")]
+    if finetune.cpu_has_bf16():
+        variants.append(("bf16", "--layout", "pack", "--dtype", "bf16"))
+    for name, *flags in variants:
+        new, new_valid = curve(tmp_path, name, model, data, *flags)
+        # Windows of 10 steps: packing changes which examples share a step, so single steps differ.
+        for a, b in zip(old.reshape(3, 10).mean(1), new.reshape(3, 10).mean(1)):
+            assert b == pytest.approx(a, rel=0.03), (name, old, new)
+        assert new_valid == pytest.approx(old_valid, rel=0.03), name
+
+
+def sdpa_as_documented(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False):
+    """torch 2's F.scaled_dot_product_attention as its documentation defines it (no dropout)."""
+    L, S = q.size(-2), k.size(-2)
+    bias = torch.zeros(L, S)
+    if is_causal:
+        bias = bias.masked_fill(~torch.ones(L, S, dtype=torch.bool).tril(), float("-inf"))
+    if attn_mask is not None:
+        bias = bias + torch.zeros_like(attn_mask, dtype=q.dtype).masked_fill(~attn_mask, float("-inf"))
+    w = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.size(-1)) + bias, dim=-1)
+    return w @ v
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_sdpa_path_passes_the_mask_sdpa_expects(monkeypatch, tiny_model, packed):
+    """torch 1.13 has no SDPA, so the torch 2 branch runs here against SDPA's documented
+    semantics: it must give what the 1.13 path gives, causal and block-diagonal alike."""
+    ids = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(0))
+    pos = seg = None
+    if packed:
+        seg = torch.tensor([[1] * 5 + [2] * 7, [1] * 9 + [0] * 3])
+        pos = torch.tensor([list(range(5)) + list(range(7)), list(range(9)) + list(range(3))])
+    with torch.no_grad():
+        monkeypatch.setattr(gpt2, "USE_SDPA", False)
+        want = tiny_model.hidden(ids, pos, seg)
+        monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", sdpa_as_documented, raising=False)
+        monkeypatch.setattr(gpt2, "USE_SDPA", True)
+        got = tiny_model.hidden(ids, pos, seg)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    if packed:  # and the second example of row 0 is the example alone
+        with torch.no_grad():
+            alone = tiny_model.hidden(ids[:1, 5:])
+        torch.testing.assert_close(got[0, 5:], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_compile_needs_torch_2(tmp_path, capsys):
+    if hasattr(torch, "compile"):
+        pytest.skip("this torch has torch.compile")
+    model, data = tiny_model_dir(tmp_path), tiny_dataset_dir(tmp_path)
+    code = finetune.main(["--model", model, "--data", data, "--out", str(tmp_path / "o"), "--compile", "--steps", "1"])
+    assert code == 1 and "--compile needs torch >= 2" in capsys.readouterr().err
+
+
+def test_cpu_dropout_keeps_the_distribution():
+    """gpt2.dropout draws its CPU mask with torch.rand instead of bernoulli_: same keep rate and scale."""
+    drop = torch.nn.Dropout(0.25).train()
+    x = torch.ones(200_000)
+    y = gpt2.dropout(drop, x)
+    kept = y != 0
+    assert kept.float().mean().item() == pytest.approx(0.75, abs=0.01)
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.75))
+    assert torch.equal(gpt2.dropout(drop.eval(), x), x)
