@@ -38,8 +38,13 @@ class Batch(NamedTuple):
     targets: int  # N, known without asking the device
 
     def to(self, device) -> "Batch":
+        pin = torch.device(device).type == "cuda"
+
         def mv(t):
-            return None if t is None else t.to(device, non_blocking=True)
+            if t is None:
+                return None
+            # From pinned memory the copy is asynchronous: the host builds the next batch meanwhile.
+            return (t.pin_memory() if pin else t).to(device, non_blocking=True)
         return Batch(mv(self.ids), mv(self.positions), mv(self.segments), mv(self.src), mv(self.labels),
                      self.tokens, self.targets)
 

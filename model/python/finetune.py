@@ -438,8 +438,8 @@ class Events:
         self.enabled, self.stream = enabled, stream or sys.stdout
 
     def emit(self, event: str, **fields) -> None:
-        if self.enabled:
-            self.stream.write(json.dumps({"event": event, **fields}) + "\n")
+        if self.enabled:  # NaN/Infinity are not JSON: a diverged loss is sent as null
+            self.stream.write(json.dumps(report.finite({"event": event, **fields}), allow_nan=False) + "\n")
             self.stream.flush()
 
 
@@ -541,7 +541,10 @@ class Trainer:
         self._last_eval = (self.prog.step, loss)
         if loss is None:
             return None
-        self.prog.valid_history.append([self.prog.step, loss])
+        hist = self.prog.valid_history
+        if hist and hist[-1][0] == self.prog.step:  # a rerun of a finished run evaluates its last step again
+            hist.pop()
+        hist.append([self.prog.step, loss])
         self.log(f"valid {tag} step {self.prog.step}: loss {loss:.4f} ppl {ppl(loss):.3f}")
         self.events.emit("eval", step=self.prog.step, valid_loss=loss, valid_ppl=ppl(loss))
         if self.prog.best_loss is None or loss < self.prog.best_loss:
@@ -680,11 +683,12 @@ def train_loop(tr: Trainer, ckpt: str, should_stop) -> bool:
             tr.log(f"stopped at step {tr.prog.step}/{tr.total} with a checkpoint; run again with the same --out to resume")
             tr.events.emit("stopped", step=tr.prog.step, total_steps=tr.total, checkpoint=ckpt)
             raise Interrupted()
-        t0, tokens0 = time.monotonic(), tr.prog.tokens
+        t0, tokens0, first = time.monotonic(), tr.prog.tokens, session_steps == 0
         tr.train_step()
         step = tr.prog.step
-        human = step == 1 or step % a.log_every == 0 or step == tr.total
-        event = tr.events.enabled and (step == 1 or step == tr.total or time.monotonic() - last_event >= 1.0)
+        # The first step of a session is always reported: the caller's ETA needs it.
+        human = first or step % a.log_every == 0 or step == tr.total
+        event = tr.events.enabled and (first or step == tr.total or time.monotonic() - last_event >= 1.0)
         if human or event or step % tr.eval_every == 0:
             window += tr.read_losses()  # waits for the device: the step times below are then true
         dt = time.monotonic() - t0

@@ -147,11 +147,16 @@ def _fmt(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.3g}"
 
 
+def _points(series) -> List[Tuple[float, float]]:
+    return [(p[0], p[1]) for p in series if p[1] is not None and math.isfinite(p[1])]
+
+
 def loss_svg(train: Sequence[Sequence[float]], valid: Sequence[Sequence[float]],
              width: int = 720, height: int = 400) -> str:
     """Train (line) and validation (line with dots) loss against the step, with axes and labels."""
     left, right, top, bottom = 64, 20, 36, 48
-    pts = [p for p in list(train) + list(valid) if math.isfinite(p[1])]
+    train, valid = _points(train), _points(valid)
+    pts = train + valid
     xs = [p[0] for p in pts] or [0, 1]
     ys = [p[1] for p in pts] or [0, 1]
     x0, x1 = min(xs), max(max(xs), min(xs) + 1)
@@ -184,7 +189,7 @@ def loss_svg(train: Sequence[Sequence[float]], valid: Sequence[Sequence[float]],
     e.append(f'<text transform="translate(16 {top + ph / 2}) rotate(-90)" text-anchor="middle">'
              'cross-entropy (nats)</text>')
     for series, color, name, dots in ((train, "#1f77b4", "train", False), (valid, "#ff7f0e", "validation", True)):
-        good = [p for p in series if math.isfinite(p[1])]
+        good = series  # finite points only (_points)
         if len(good) > 1:
             path = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in good)
             e.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/>')
@@ -237,6 +242,17 @@ def markdown(doc: Dict) -> str:
     return "\n".join(lines)
 
 
+def finite(obj):
+    """obj with every NaN or infinite float replaced by None (JSON has no such numbers)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def write(out_dir: str, doc: Dict) -> str:
     """Writes report.json, loss.svg and report.md into out_dir (each through a
     temporary file, so a reader never sees half a file); returns report.json's path."""
@@ -245,7 +261,7 @@ def write(out_dir: str, doc: Dict) -> str:
     files: List[Tuple[str, str]] = [
         (LOSS_SVG, loss_svg(hist.get("train", []), hist.get("valid", []))),
         (REPORT_MD, markdown(doc)),
-        (REPORT_JSON, json.dumps(doc, indent=1, ensure_ascii=False) + "\n"),
+        (REPORT_JSON, json.dumps(finite(doc), indent=1, ensure_ascii=False, allow_nan=False) + "\n"),
     ]
     for name, text in files:
         path = os.path.join(out_dir, name)

@@ -103,6 +103,7 @@ def test_loss_svg_draws_both_curves_with_axes_and_labels():
 
 @pytest.mark.parametrize("train, valid", [
     ([], []), ([[1, 2.0]], []), ([[1, float("nan")], [2, 3.0]], [[0, float("inf")]]), ([[1, 2.0], [2, 2.0]], []),
+    ([[1, None], [2, 3.0]], [[0, None]]),
 ])
 def test_loss_svg_survives_degenerate_histories(train, valid):
     svg_of(train, valid)
@@ -124,3 +125,10 @@ def test_write_makes_the_three_files_and_the_page_shows_the_samples(tmp_path):
     svg_of([], [])
     ET.parse(str(tmp_path / "loss.svg"))
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def test_report_json_has_no_nan(tmp_path):
+    report.write(str(tmp_path), {"valid_ppl_after": float("nan"), "history": {"train": [[1, float("inf")]]}})
+    with open(tmp_path / "report.json") as f:
+        doc = json.loads(f.read(), parse_constant=lambda c: pytest.fail(f"{c} in report.json"))
+    assert doc["valid_ppl_after"] is None and doc["history"]["train"] == [[1, None]]
