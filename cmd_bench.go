@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dialogbot/dialogbot/internal/bench"
+	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/torch"
 )
 
@@ -17,37 +18,15 @@ func init() {
 	register("bench", "measure generation speed (latency, tokens/s, memory) per device and number of concurrent chats", runBench)
 }
 
-// benchConfig is what `dialogbot bench` measures and how.
-type benchConfig struct {
-	Model        string
-	Devices      []string
-	Concurrency  []int
-	PromptTokens int
-	NewTokens    int
-	Requests     int // per concurrency level; 0: defaultRequests
-	Warmup       int // per concurrency level; -1: default
-	Dtype        string
-	Threads      int
-	Seed         uint64
-	JSON         string
-	Baseline     string
-	Turns        int  // requests per conversation (1: independent requests)
-	NoReuse      bool // conversations do not reuse their cached prompts
-}
-
-// context is the most tokens one request's cache must hold: the whole
-// conversation by its last turn.
-func (c benchConfig) context() int { return c.Turns * (c.PromptTokens + c.NewTokens) }
-
 func runBench(ctx context.Context, args []string, s stdio) error {
 	cfg, err := parseBenchFlags(args, s)
 	if err != nil {
 		return err
 	}
 	// Read the baseline before minutes of measuring, so a bad file fails fast.
-	var base []baselineRow
+	var base []bench.BaselineRow
 	if cfg.Baseline != "" {
-		if base, err = loadBaseline(cfg.Baseline); err != nil {
+		if base, err = bench.LoadBaseline(cfg.Baseline); err != nil {
 			return err
 		}
 	}
@@ -58,43 +37,26 @@ func runBench(ctx context.Context, args []string, s stdio) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	env := benchEnv{blas: blasOf(info), host: hostName(), date: time.Now().UTC().Format(time.RFC3339)}
-	rows, err := benchAll(ctx, cfg, env, s, log)
+	env := bench.Env{BLAS: bench.BLASOf(info), Host: bench.HostName(), Date: time.Now().UTC().Format(time.RFC3339)}
+	rows, err := bench.All(ctx, cfg, env, s.err, log)
+	if errors.Is(err, bench.ErrBadConfig) {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
 	if err != nil {
 		return err
 	}
-	matchBaseline(rows, base)
-	if err := writeBenchTable(s.out, rows); err != nil {
+	bench.MatchBaseline(rows, base)
+	if err := bench.WriteTable(s.out, rows); err != nil {
 		return err
 	}
 	if cfg.JSON != "" {
-		return writeBenchJSON(cfg.JSON, rows)
+		return bench.WriteJSON(cfg.JSON, rows)
 	}
 	return nil
 }
 
-// benchAll measures every device in turn; a device this machine lacks
-// gives skipped rows, so one command line works on CPU and GPU machines.
-func benchAll(ctx context.Context, cfg benchConfig, env benchEnv, s stdio, log *slog.Logger) ([]benchRow, error) {
-	var rows []benchRow
-	for _, dev := range cfg.Devices {
-		devRows, err := benchDevice(ctx, cfg, dev, env, s, log)
-		var skip *deviceSkipped
-		if errors.As(err, &skip) {
-			fmt.Fprintf(s.err, "bench: skipping device %s: %s\n", dev, skip.reason)
-			rows = append(rows, skippedRows(cfg, dev, env, skip.reason)...)
-			continue
-		}
-		if err != nil {
-			return rows, fmt.Errorf("device %s: %w", dev, err)
-		}
-		rows = append(rows, devRows...)
-	}
-	return rows, nil
-}
-
-func parseBenchFlags(args []string, s stdio) (benchConfig, error) {
-	var cfg benchConfig
+func parseBenchFlags(args []string, s stdio) (bench.Config, error) {
+	var cfg bench.Config
 	fs := newFlagSet("bench", s)
 	fs.StringVar(&cfg.Model, "model", "", "exported model directory (required)")
 	devices := fs.String("device", "cpu,cuda", "comma-separated devices (cpu, cuda, cuda:N); one not present here is reported as skipped")
@@ -121,10 +83,10 @@ func parseBenchFlags(args []string, s stdio) (benchConfig, error) {
 	if cfg.Concurrency, err = parsePositiveList("concurrency", *conc); err != nil {
 		return cfg, err
 	}
-	return cfg, cfg.validate()
+	return cfg, validateBench(cfg)
 }
 
-func (c benchConfig) validate() error {
+func validateBench(c bench.Config) error {
 	switch {
 	case c.Model == "":
 		return fmt.Errorf("%w: --model is required", errUsage)
@@ -141,20 +103,19 @@ func (c benchConfig) validate() error {
 	case c.Threads < 0:
 		return fmt.Errorf("%w: --threads must not be negative, got %d", errUsage, c.Threads)
 	}
-	switch c.Dtype {
-	case "", "auto", "float32", "float16", "bfloat16":
-		return nil
+	if _, err := config.ParseDType(c.Dtype); err != nil {
+		return fmt.Errorf("%w: --dtype: %w", errUsage, err)
 	}
-	return fmt.Errorf("%w: unknown --dtype %q (want float32, float16 or bfloat16)", errUsage, c.Dtype)
+	return nil
 }
-
-var benchDevicePattern = regexp.MustCompile(`^(cpu|cuda(:\d+)?)$`)
 
 func parseDevices(list string) ([]string, error) {
 	var out []string
 	for _, d := range strings.Split(list, ",") {
 		d = strings.TrimSpace(d)
-		if !benchDevicePattern.MatchString(d) {
+		dev, err := config.ParseDevice(d)
+		if err != nil || dev == config.DeviceAuto {
+			// bench names what it measures: auto would measure one device twice
 			return nil, fmt.Errorf("%w: unknown device %q in --device (want cpu, cuda or cuda:N)", errUsage, d)
 		}
 		out = append(out, d)
@@ -172,25 +133,4 @@ func parsePositiveList(name, list string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
-}
-
-// requestsAt is how many requests are measured at a concurrency: enough
-// that p95 is not just the slowest one, and every client issues at least
-// one. The default is whole rounds (a multiple of the concurrency): a last,
-// partial round would run with fewer chats and lower tokens/s.
-func (c benchConfig) requestsAt(concurrency int) int {
-	if c.Requests > 0 {
-		return max(c.Requests, concurrency)
-	}
-	rounds := max(2, (20+concurrency-1)/concurrency)
-	return rounds * concurrency
-}
-
-// warmupAt is how many unmeasured requests run first: TorchScript's
-// profiling executor makes the first calls at each new shape slow.
-func (c benchConfig) warmupAt(concurrency int) int {
-	if c.Warmup >= 0 {
-		return c.Warmup
-	}
-	return max(3, concurrency)
 }

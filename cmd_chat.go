@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/internal/config"
+	"github.com/dialogbot/dialogbot/internal/loader"
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/engine"
 )
 
 func init() {
@@ -29,12 +32,14 @@ func runChat(ctx context.Context, args []string, s stdio) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := LoadConfig(*configPath)
+	cfg, err := config.Load(*configPath)
 	if err != nil {
 		return err
 	}
 	if *device != "" {
-		cfg.Model.Device = *device
+		if cfg.Model.Device, err = config.ParseDevice(*device); err != nil {
+			return fmt.Errorf("%w: --device: %w", errUsage, err)
+		}
 	}
 	if *seed != 0 {
 		cfg.Generation.Seed = *seed
@@ -44,12 +49,12 @@ func runChat(ctx context.Context, args []string, s stdio) error {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level}))
-	lm, err := openModel(modelOptionsFrom(cfg, *dir), log)
+	lm, err := loader.Open(loader.OptionsFrom(cfg, *dir), log)
 	if err != nil {
 		return err
 	}
 	defer lm.Close()
-	gen, err := lm.generator(cfg.Generation, *greedy)
+	gen, err := lm.Generator(cfg.Generation, *greedy)
 	if err != nil {
 		return err
 	}
@@ -59,11 +64,11 @@ func runChat(ctx context.Context, args []string, s stdio) error {
 
 // chatSession is one terminal conversation with its history.
 type chatSession struct {
-	gen         *model.Generator
+	gen         *engine.Generator
 	s           stdio
 	interactive bool
 	timeout     time.Duration
-	history     []model.Turn
+	history     []dialog.Turn
 }
 
 func (c *chatSession) run(ctx context.Context) error {
@@ -113,8 +118,8 @@ func (c *chatSession) handle(ctx context.Context, line string) error {
 
 // reply asks the model; a message too long for the context is reported,
 // not fatal, so the conversation can go on.
-func (c *chatSession) reply(ctx context.Context, text string) (model.Reply, time.Duration, error) {
-	turns := append(c.history, model.Turn{Speaker: model.User, Text: text})
+func (c *chatSession) reply(ctx context.Context, text string) (engine.Reply, time.Duration, error) {
+	turns := append(c.history, dialog.Turn{Speaker: dialog.User, Text: text})
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -124,13 +129,13 @@ func (c *chatSession) reply(ctx context.Context, text string) (model.Reply, time
 	r, err := c.gen.Reply(ctx, "terminal", turns) // one conversation: its prompts share their start
 	elapsed := time.Since(start)
 	if err != nil {
-		if errors.Is(err, model.ErrPromptTooLong) {
+		if errors.Is(err, dialog.ErrPromptTooLong) {
 			fmt.Fprintf(c.s.err, "message too long: %v\n", err)
-			return model.Reply{}, elapsed, nil
+			return engine.Reply{}, elapsed, nil
 		}
 		return r, elapsed, err
 	}
-	c.history = append(turns, model.Turn{Speaker: model.Bot, Text: r.Text})
+	c.history = append(turns, dialog.Turn{Speaker: dialog.Bot, Text: r.Text})
 	return r, elapsed, nil
 }
 

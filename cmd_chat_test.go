@@ -7,8 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/tokenizer"
+
 	"github.com/dialogbot/dialogbot/internal/testmodel"
-	"github.com/dialogbot/dialogbot/model"
 )
 
 // TestChatGreedyGivesGoldenReplies: the five nano-ru golden prompts, each
@@ -30,7 +32,7 @@ func TestChatGreedyGivesGoldenReplies(t *testing.T) {
 	if err := json.Unmarshal(b, &golden); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := model.LoadTokenizer(filepath.Join(dir, "tokenizer.json"))
+	tok, err := tokenizer.LoadTokenizer(filepath.Join(dir, "tokenizer.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +40,7 @@ func TestChatGreedyGivesGoldenReplies(t *testing.T) {
 	var want []string
 	for _, c := range golden.Cases {
 		text := tok.Decode(c.PromptIDs)
-		text = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(text, model.TagFirst), model.TagSecond))
+		text = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(text, dialog.TagFirst), dialog.TagSecond))
 		input.WriteString("/reset\n" + text + "\n")
 		reply := c.GreedyIDs
 		for i, id := range reply {

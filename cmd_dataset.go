@@ -10,6 +10,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/dialogbot/dialogbot/internal/config"
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/tokenizer"
+
 	"github.com/dialogbot/dialogbot/model"
 	"github.com/dialogbot/dialogbot/model/dataset"
 )
@@ -18,9 +22,12 @@ func init() {
 	register("dataset", "turn a Telegram export or a dialogue CSV into tokenized training examples", runDataset)
 }
 
-// defaultContext is serving's default model.max_context (DefaultConfig):
-// training examples are cut to the context the bot will give the model.
-const defaultContext = 512
+// serving is the shipped default config: training examples are cut to the
+// context, the turns and the reply room that the bot gives the model.
+var servingDefaults = config.Default()
+
+// defaultContext is serving's default model.max_context.
+var defaultContext = servingDefaults.Model.MaxContext
 
 type datasetFlags struct {
 	telegram, csv, tokenizer, out string
@@ -49,9 +56,9 @@ func parseDatasetFlags(args []string, s stdio) (datasetFlags, error) {
 	fs.DurationVar(&f.gap, "gap", 30*time.Minute, "a pause longer than this starts a new dialogue")
 	fs.BoolVar(&f.anonymize, "anonymize", false, "replace phone numbers, e-mails and links with placeholders")
 	fs.BoolVar(&f.forwarded, "forwarded", false, "keep forwarded messages")
-	fs.IntVar(&f.maxTurns, "max-turns", 6, "turns in a prompt, as in serving")
+	fs.IntVar(&f.maxTurns, "max-turns", servingDefaults.Bot.HistoryTurns, "most turns in a prompt, as serving's bot.history_turns")
 	fs.IntVar(&f.context, "context", 0, "context length in tokens, as serving's model.max_context (default: 512, or the model's if smaller)")
-	fs.IntVar(&f.maxNew, "max-new-tokens", 40, "tokens kept free for the reply when cutting the prompt, as in serving")
+	fs.IntVar(&f.maxNew, "max-new-tokens", servingDefaults.Generation.MaxNewTokens, "tokens kept free for the reply when cutting the prompt, as in serving")
 	fs.Float64Var(&f.validFraction, "valid-fraction", 0.1, "fraction of the dialogues, the latest, for validation")
 	fs.IntVar(&f.preview, "preview", 20, "examples written to preview.jsonl")
 	fs.IntVar(&f.progressMB, "progress-mb", 16, "report progress every `N` MB read (0: never)")
@@ -87,7 +94,7 @@ func runDataset(ctx context.Context, args []string, s stdio) error {
 	if err != nil {
 		return err
 	}
-	tok, err := model.LoadTokenizer(fl.tokenizer)
+	tok, err := tokenizer.LoadTokenizer(fl.tokenizer)
 	if err != nil {
 		return err
 	}
@@ -129,7 +136,7 @@ func (f datasetFlags) config() (dataset.Config, error) {
 	if context == 0 {
 		context = defaultContext
 	}
-	pf, err := model.ParseFormat(format)
+	pf, err := dialog.ParseFormat(format)
 	if err != nil {
 		return dataset.Config{}, fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/internal/testfile"
 )
 
@@ -130,7 +131,7 @@ func TestDatasetFixtures(t *testing.T) {
 // TestDatasetContextMatchesServing: with a model's metadata the examples are
 // cut to serving's default context, not to the model's larger n_positions.
 func TestDatasetContextMatchesServing(t *testing.T) {
-	if got := DefaultConfig().Model.MaxContext; got != defaultContext {
+	if got := config.Default().Model.MaxContext; got != defaultContext {
 		t.Fatalf("serving's default max_context %d, dataset's %d", got, defaultContext)
 	}
 	meta := t.TempDir()

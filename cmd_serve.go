@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/dialogbot/dialogbot/bot"
+	"github.com/dialogbot/dialogbot/internal/config"
+	"github.com/dialogbot/dialogbot/internal/loader"
 )
 
 func init() {
@@ -16,18 +18,22 @@ func runServe(ctx context.Context, args []string, s stdio) error {
 	fs := newFlagSet("serve", s)
 	path := fs.String("config", "config.toml", "config `file` (TOML); TELEGRAM_BOT_TOKEN overrides telegram.token")
 	verbose := fs.Bool("v", false, "log debug messages too")
+	modelDir := fs.String("model", "", "exported model `DIR` (overrides model.path)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := LoadConfig(*path)
+	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
+	}
+	if *modelDir != "" {
+		cfg.Model.Path = *modelDir
 	}
 	if err := cfg.ValidateToken(); err != nil {
 		return err
 	}
 	log := newLogger(s, *verbose)
-	replier, closeReplier, err := newReplier(ctx, cfg, log)
+	replier, closeReplier, err := loader.NewReplier(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("load model: %w", err)
 	}
@@ -52,7 +58,7 @@ func newLogger(s stdio, verbose bool) *slog.Logger {
 }
 
 // botOptions maps the config onto the bot's options.
-func botOptions(cfg Config) bot.Options {
+func botOptions(cfg config.Config) bot.Options {
 	t, b := cfg.Telegram, cfg.Bot
 	o := bot.DefaultOptions()
 	o.Token, o.APIURL, o.Mode = t.Token, t.APIURL, t.Mode

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+
 	"github.com/mymmrac/telego"
 
 	"github.com/dialogbot/dialogbot/bot"
+	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/internal/telegramtest"
 	"github.com/dialogbot/dialogbot/internal/testmodel"
-	"github.com/dialogbot/dialogbot/model"
 )
 
 // serveSeed fixes sampling: reply i of a process uses seed serveSeed+i, in
@@ -38,7 +41,7 @@ const (
 func TestServeEndToEnd(t *testing.T) {
 	testmodel.RequireBridge(t)
 	dir := testmodel.Export(t, "tiny-gpt2")
-	t.Setenv(tokenEnv, telegramtest.Token)
+	t.Setenv(config.TokenEnv, telegramtest.Token)
 	api := telegramtest.New(t)
 	db := filepath.Join(t.TempDir(), "bot.db")
 	log := serveLog(t)
@@ -120,7 +123,7 @@ func checkReset(t *testing.T, api *telegramtest.Server) string {
 }
 
 // checkHistory reads a chat's stored history once serve has stopped.
-func checkHistory(t *testing.T, db string, chatID int64, want ...model.Turn) {
+func checkHistory(t *testing.T, db string, chatID int64, want ...dialog.Turn) {
 	t.Helper()
 	store, err := bot.OpenStore(context.Background(), db, 100)
 	if err != nil {
@@ -150,7 +153,7 @@ func TestServeRefusesBeforeNetwork(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(tokenEnv, tc.token)
+			t.Setenv(config.TokenEnv, tc.token)
 			api := telegramtest.New(t)
 			cfg := serveConfig(t, api.URL, filepath.Join(t.TempDir(), "none"), filepath.Join(t.TempDir(), "bot.db"), serveSeed)
 			var stderr strings.Builder
@@ -291,5 +294,62 @@ func privateMsg(id int64, text string) *telego.Message {
 		Chat: telego.Chat{ID: id, Type: telego.ChatTypePrivate}, Text: text}
 }
 
-func user(text string) model.Turn    { return model.Turn{Speaker: model.User, Text: text} }
-func botTurn(text string) model.Turn { return model.Turn{Speaker: model.Bot, Text: text} }
+func user(text string) dialog.Turn    { return dialog.Turn{Speaker: dialog.User, Text: text} }
+func botTurn(text string) dialog.Turn { return dialog.Turn{Speaker: dialog.Bot, Text: text} }
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	tests := []struct {
+		name  string
+		toml  string
+		token string
+		want  string
+	}{
+		{"no token", "", "", "telegram.token: not set"},
+		{"malformed token", "", "123:short", "not a bot token"},
+		{"unknown key", "[bot]\nspeed = 1", validToken, "unknown key"},
+		{"no model", "", validToken, "load model"}, // model.path is empty
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(config.TokenEnv, tc.token)
+			var stderr bytes.Buffer
+			code := runMain(context.Background(), []string{"serve", "--config", writeConfig(t, tc.toml)},
+				stdio{in: strings.NewReader(""), out: &bytes.Buffer{}, err: &stderr})
+			if code != 1 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr.String(), tc.want)
+			}
+			if tc.token != "" && strings.Contains(stderr.String(), tc.token) {
+				t.Errorf("stderr shows the token")
+			}
+		})
+	}
+}
+
+func TestBotOptionsFromConfig(t *testing.T) {
+	cfg := config.Default()
+	cfg.Telegram.Token = validToken
+	cfg.Telegram.AdminIDs = []int64{5}
+	cfg.Bot.GroupChance = 15
+	o := botOptions(cfg)
+	if err := o.Validate(); err != nil {
+		t.Fatalf("options from the default config do not validate: %v", err)
+	}
+	if o.Token != validToken || o.AdminIDs[0] != 5 || o.GroupChance != 15 || o.StorePath != cfg.Storage.Path ||
+		o.Texts.Greeting != cfg.Telegram.Greeting || o.ReplyTimeout != cfg.Generation.Timeout {
+		t.Errorf("options %+v do not follow the config", o)
+	}
+}
+
+// TestServeModelFlag: --model overrides model.path (make demo passes it, so
+// MODEL_DIR is honoured with an existing config.toml).
+func TestServeModelFlag(t *testing.T) {
+	t.Setenv(config.TokenEnv, validToken)
+	missing := filepath.Join(t.TempDir(), "no-such-model")
+	cfg := writeConfig(t, "[model]\npath = \"/elsewhere\"\n")
+	var stderr bytes.Buffer
+	code := runMain(context.Background(), []string{"serve", "--config", cfg, "--model", missing},
+		stdio{in: strings.NewReader(""), out: &bytes.Buffer{}, err: &stderr})
+	if code != 1 || !strings.Contains(stderr.String(), missing) || strings.Contains(stderr.String(), "/elsewhere") {
+		t.Errorf("exit %d, stderr %q; want 1 and an error naming %s", code, stderr.String(), missing)
+	}
+}

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/tokenizer"
 )
 
 func init() {
@@ -34,7 +34,7 @@ func runTokenize(ctx context.Context, args []string, s stdio) error {
 	if *path == "" {
 		return fmt.Errorf("%w: --tokenizer is required", errUsage)
 	}
-	tok, err := model.LoadTokenizer(*path)
+	tok, err := tokenizer.LoadTokenizer(*path)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func runTokenize(ctx context.Context, args []string, s stdio) error {
 
 // tokenizeLines converts stdin to stdout line by line, flushing each answer
 // so that the command can be driven interactively through a pipe.
-func tokenizeLines(ctx context.Context, tok *model.Tokenizer, convert func(*model.Tokenizer, []byte) (any, error), s stdio) error {
+func tokenizeLines(ctx context.Context, tok *tokenizer.Tokenizer, convert func(*tokenizer.Tokenizer, []byte) (any, error), s stdio) error {
 	in := bufio.NewScanner(s.in)
 	in.Buffer(make([]byte, 0, 64<<10), maxTokenizeLine)
 	out := bufio.NewWriter(s.out)
@@ -80,7 +80,7 @@ func tokenizeLines(ctx context.Context, tok *model.Tokenizer, convert func(*mode
 
 // encodeLine turns a JSON string into its ids. The first byte is checked
 // because json.Unmarshal would take null for an empty string.
-func encodeLine(tok *model.Tokenizer, line []byte) (any, error) {
+func encodeLine(tok *tokenizer.Tokenizer, line []byte) (any, error) {
 	var text string
 	if line[0] != '"' {
 		return nil, errors.New("want a JSON string")
@@ -98,7 +98,7 @@ func encodeLine(tok *model.Tokenizer, line []byte) (any, error) {
 // decodeLine turns a JSON array of ids into text. Unlike Tokenizer.Decode,
 // which skips unknown ids as Hugging Face does, it refuses ids outside the
 // vocab: here they are almost certainly a mistake worth reporting.
-func decodeLine(tok *model.Tokenizer, line []byte) (any, error) {
+func decodeLine(tok *tokenizer.Tokenizer, line []byte) (any, error) {
 	var ids []int
 	if line[0] != '[' {
 		return nil, errors.New("want a JSON array of token ids")

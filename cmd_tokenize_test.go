@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-const tokenizeFixture = "model/testdata/tokenizer/tiny.json"
+const tokenizeFixture = "model/tokenizer/testdata/tokenizer/tiny.json"
 
 // runTokenizeCmd runs `dialogbot tokenize args...` in-process on input.
 func runTokenizeCmd(tb testing.TB, input string, args ...string) (code int, stdout, stderr string) {

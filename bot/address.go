@@ -5,9 +5,9 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/mymmrac/telego"
+	"github.com/dialogbot/dialogbot/model/dialog"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/mymmrac/telego"
 )
 
 // addressed says whether the bot should answer a text message, and returns
@@ -70,7 +70,7 @@ func stripMention(text string, re *regexp.Regexp) (string, bool) {
 // quoted returns history with the message msg replies to appended, because
 // the user answers that message and the model should see it right before.
 // It is left out when it is already the newest turn of the history.
-func (b *Bot) quoted(msg *telego.Message, history []model.Turn) []model.Turn {
+func (b *Bot) quoted(msg *telego.Message, history []dialog.Turn) []dialog.Turn {
 	r := msg.ReplyToMessage
 	if r == nil {
 		return history
@@ -82,9 +82,9 @@ func (b *Bot) quoted(msg *telego.Message, history []model.Turn) []model.Turn {
 	if text == "" {
 		return history
 	}
-	t := model.Turn{Speaker: model.User, Text: text}
+	t := dialog.Turn{Speaker: dialog.User, Text: text}
 	if r.From != nil && r.From.ID == b.me.ID {
-		t.Speaker = model.Bot
+		t.Speaker = dialog.Bot
 	}
 	if n := len(history); n > 0 && history[n-1] == t {
 		return history

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mymmrac/telego"
+	"github.com/dialogbot/dialogbot/model/dialog"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/mymmrac/telego"
 )
 
 func TestStartGreetsAndNotifiesAdmins(t *testing.T) {
@@ -50,7 +50,7 @@ func TestPrivateMessageGetsReply(t *testing.T) {
 	if got.Text != "echo: hello" || got.ReplyTo != 0 {
 		t.Errorf("got %+v, want echo: hello without reply parameters", got)
 	}
-	if want := []model.Turn{u("hello")}; !slices.Equal(rec.last(), want) {
+	if want := []dialog.Turn{u("hello")}; !slices.Equal(rec.last(), want) {
 		t.Errorf("turns %v, want %v", rec.last(), want)
 	}
 }
@@ -58,7 +58,7 @@ func TestPrivateMessageGetsReply(t *testing.T) {
 func TestTypingWhileGenerating(t *testing.T) {
 	f := newFakeAPI(t)
 	// The reply comes only once "typing" was sent twice: it is shown, and repeated.
-	slow := replierFunc(func(ctx context.Context, chatID int64, _ []model.Turn) (string, error) {
+	slow := replierFunc(func(ctx context.Context, chatID int64, _ []dialog.Turn) (string, error) {
 		waitFor(t, "typing twice", func() bool { return f.actionsIn(chatID) >= 2 })
 		return "done", nil
 	})
@@ -103,24 +103,24 @@ func TestGroupAnswersWhenAddressed(t *testing.T) {
 		name      string
 		msg       func() *telego.Message
 		wantReply string // "" = no answer
-		wantTurns []model.Turn
+		wantTurns []dialog.Turn
 	}{
 		{"plain message", func() *telego.Message { return group(chat, user, "just talking") }, "", nil},
 		{"mentioned", func() *telego.Message { return group(chat, user, "@DialogTestBot how are you?") }, "echo: how are you?",
-			[]model.Turn{u("how are you?")}},
+			[]dialog.Turn{u("how are you?")}},
 		{"mentioned in another case", func() *telego.Message { return group(chat, user, "hi @dialogtestbot") }, "echo: hi",
-			[]model.Turn{u("hi")}},
+			[]dialog.Turn{u("hi")}},
 		{"other bot's name", func() *telego.Message { return group(chat, user, "@DialogTestBotX hi") }, "", nil},
 		{"reply to the bot", func() *telego.Message {
 			m := group(chat, user, "and then?")
 			m.ReplyToMessage = botMsg
 			return m
-		}, "echo: and then?", []model.Turn{me("earlier bot words"), u("and then?")}},
+		}, "echo: and then?", []dialog.Turn{me("earlier bot words"), u("and then?")}},
 		{"reply to someone, mentioned", func() *telego.Message {
 			m := group(chat, user, "@DialogTestBot agree?")
 			m.ReplyToMessage = otherMsg
 			return m
-		}, "echo: agree?", []model.Turn{u("someone else"), u("agree?")}},
+		}, "echo: agree?", []dialog.Turn{u("someone else"), u("agree?")}},
 		{"reply to someone, not mentioned", func() *telego.Message {
 			m := group(chat, user, "yes")
 			m.ReplyToMessage = otherMsg
@@ -189,7 +189,7 @@ func TestResetForgetsHistory(t *testing.T) {
 	startBot(t, f, rec, opts)
 	f.push(private(42, "one"), private(42, "two"))
 	waitFor(t, "two replies", func() bool { return len(f.sentTo(42)) == 2 })
-	if want := []model.Turn{u("one"), me("echo: one"), u("two")}; !slices.Equal(rec.last(), want) {
+	if want := []dialog.Turn{u("one"), me("echo: one"), u("two")}; !slices.Equal(rec.last(), want) {
 		t.Fatalf("turns %v, want %v", rec.last(), want)
 	}
 	f.push(private(42, "/reset"), private(42, "three"))
@@ -197,7 +197,7 @@ func TestResetForgetsHistory(t *testing.T) {
 	if got := texts(f.sentTo(42))[2]; got != "forgotten" {
 		t.Errorf("/reset answered %q", got)
 	}
-	if want := []model.Turn{u("three")}; !slices.Equal(rec.last(), want) {
+	if want := []dialog.Turn{u("three")}; !slices.Equal(rec.last(), want) {
 		t.Errorf("turns after reset %v, want %v", rec.last(), want)
 	}
 }
@@ -247,7 +247,7 @@ func TestRestartKeepsHistory(t *testing.T) {
 	startBot(t, f, rec, opts) // same store path
 	f.push(private(42, "two"))
 	waitFor(t, "second reply", func() bool { return len(f.sentTo(42)) == 2 })
-	if want := []model.Turn{u("one"), me("echo: one"), u("two")}; !slices.Equal(rec.last(), want) {
+	if want := []dialog.Turn{u("one"), me("echo: one"), u("two")}; !slices.Equal(rec.last(), want) {
 		t.Errorf("turns after restart %v, want %v", rec.last(), want)
 	}
 	if got := texts(f.sentTo(42)); !slices.Equal(got, []string{"echo: one", "echo: two"}) {
@@ -341,14 +341,14 @@ func TestSurvivesErrors(t *testing.T) {
 	f.inject("getUpdates", fault{status: http.StatusInternalServerError}, fault{network: true}, fault{status: http.StatusBadGateway})
 	opts := testOptions(t, f)
 	opts.Texts.Apology = "sorry"
-	replier := replierFunc(func(_ context.Context, _ int64, turns []model.Turn) (string, error) {
+	replier := replierFunc(func(_ context.Context, _ int64, turns []dialog.Turn) (string, error) {
 		switch text := turns[len(turns)-1].Text; text {
 		case "fail":
 			return "", errors.New("model exploded")
 		case "panic":
 			panic("model panicked")
 		case "huge":
-			return "", fmt.Errorf("building prompt: %w", model.ErrPromptTooLong)
+			return "", fmt.Errorf("building prompt: %w", dialog.ErrPromptTooLong)
 		default:
 			return "echo: " + text, nil
 		}
@@ -380,7 +380,7 @@ func TestLongReplyIsSplit(t *testing.T) {
 	para := strings.Repeat("слово ", 300) // 1,800 units
 	long := strings.TrimSpace(strings.Repeat(para+"\n\n", 5))
 	f := newFakeAPI(t)
-	talker := replierFunc(func(_ context.Context, _ int64, turns []model.Turn) (string, error) {
+	talker := replierFunc(func(_ context.Context, _ int64, turns []dialog.Turn) (string, error) {
 		if text := turns[len(turns)-1].Text; text != "talk a lot" {
 			return "echo: " + text, nil
 		}
@@ -450,7 +450,7 @@ func TestShutdownCancelsSlowReplies(t *testing.T) {
 	f := newFakeAPI(t)
 	before := runtime.NumGoroutine()
 	started := make(chan struct{}, 10)
-	slow := replierFunc(func(ctx context.Context, _ int64, _ []model.Turn) (string, error) {
+	slow := replierFunc(func(ctx context.Context, _ int64, _ []dialog.Turn) (string, error) {
 		started <- struct{}{}
 		<-ctx.Done() // a generation that would never end by itself
 		return "", ctx.Err()

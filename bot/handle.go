@@ -6,9 +6,9 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"github.com/mymmrac/telego"
+	"github.com/dialogbot/dialogbot/model/dialog"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/mymmrac/telego"
 )
 
 // handleUpdate is called by a chat's worker, one update at a time per chat.
@@ -79,7 +79,7 @@ func (b *Bot) converse(ctx context.Context, msg *telego.Message) {
 	if err != nil {
 		b.log.Error("reading history failed; answering without it", "chat_id", chatID, "err", err)
 	}
-	turn := model.Turn{Speaker: model.User, Text: text}
+	turn := dialog.Turn{Speaker: dialog.User, Text: text}
 	if err := b.store.Append(ctx, chatID, turn); err != nil {
 		b.log.Error("saving a message failed", "chat_id", chatID, "err", err)
 	}
@@ -89,7 +89,7 @@ func (b *Bot) converse(ctx context.Context, msg *telego.Message) {
 	turns := append(b.quoted(msg, history), turn)
 	answer, err := b.generate(ctx, chatID, turns)
 	switch {
-	case errors.Is(err, model.ErrPromptTooLong):
+	case errors.Is(err, dialog.ErrPromptTooLong):
 		b.reply(ctx, msg, b.opts.Texts.TooLong)
 	case err != nil:
 		b.log.Error("generating a reply failed", "chat_id", chatID, "err", err)
@@ -97,14 +97,14 @@ func (b *Bot) converse(ctx context.Context, msg *telego.Message) {
 	case answer == "":
 		b.log.Warn("empty reply, nothing sent", "chat_id", chatID)
 	case b.reply(ctx, msg, answer):
-		if err := b.store.Append(ctx, chatID, model.Turn{Speaker: model.Bot, Text: answer}); err != nil {
+		if err := b.store.Append(ctx, chatID, dialog.Turn{Speaker: dialog.Bot, Text: answer}); err != nil {
 			b.log.Error("saving a reply failed", "chat_id", chatID, "err", err)
 		}
 	}
 }
 
 // generate asks the Replier, showing "typing" meanwhile.
-func (b *Bot) generate(ctx context.Context, chatID int64, turns []model.Turn) (string, error) {
+func (b *Bot) generate(ctx context.Context, chatID int64, turns []dialog.Turn) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.ReplyTimeout)
 	defer cancel()
 	stop := b.keepTyping(ctx, chatID)

@@ -13,10 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+
 	"github.com/mymmrac/telego"
 
 	"github.com/dialogbot/dialogbot/internal/telegramtest"
-	"github.com/dialogbot/dialogbot/model"
 )
 
 // testLogger logs at debug level (telego's request URLs included) and fails
@@ -164,28 +165,28 @@ func answersBefore(t testing.TB, f *fakeAPI, chat int64, msgs ...*telego.Message
 }
 
 // replierFunc makes a Replier of a function.
-type replierFunc func(ctx context.Context, chatID int64, turns []model.Turn) (string, error)
+type replierFunc func(ctx context.Context, chatID int64, turns []dialog.Turn) (string, error)
 
-func (f replierFunc) Reply(ctx context.Context, chatID int64, turns []model.Turn) (string, error) {
+func (f replierFunc) Reply(ctx context.Context, chatID int64, turns []dialog.Turn) (string, error) {
 	return f(ctx, chatID, turns)
 }
 
 // recorder is an echo Replier that keeps the turns of every call.
 type recorder struct {
 	mu    sync.Mutex
-	calls [][]model.Turn
+	calls [][]dialog.Turn
 	chats []int64
 }
 
-func (r *recorder) Reply(_ context.Context, chatID int64, turns []model.Turn) (string, error) {
+func (r *recorder) Reply(_ context.Context, chatID int64, turns []dialog.Turn) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls = append(r.calls, append([]model.Turn(nil), turns...))
+	r.calls = append(r.calls, append([]dialog.Turn(nil), turns...))
 	r.chats = append(r.chats, chatID)
 	return "echo: " + turns[len(turns)-1].Text, nil
 }
 
-func (r *recorder) last() []model.Turn {
+func (r *recorder) last() []dialog.Turn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.calls) == 0 {
@@ -195,7 +196,7 @@ func (r *recorder) last() []model.Turn {
 }
 
 // firstIn returns the turns of the first call for chatID.
-func (r *recorder) firstIn(chatID int64) []model.Turn {
+func (r *recorder) firstIn(chatID int64) []dialog.Turn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, c := range r.chats {
@@ -214,5 +215,5 @@ func texts(msgs []sent) []string {
 	return out
 }
 
-func u(text string) model.Turn  { return model.Turn{Speaker: model.User, Text: text} }
-func me(text string) model.Turn { return model.Turn{Speaker: model.Bot, Text: text} }
+func u(text string) dialog.Turn  { return dialog.Turn{Speaker: dialog.User, Text: text} }
+func me(text string) dialog.Turn { return dialog.Turn{Speaker: dialog.Bot, Text: text} }

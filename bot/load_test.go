@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mymmrac/telego"
+	"github.com/dialogbot/dialogbot/model/dialog"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/mymmrac/telego"
 )
 
 // jitterReplier echoes after a short random pause, so that chats overtake
@@ -20,7 +20,7 @@ import (
 func jitterReplier(seed uint64) Replier {
 	var mu sync.Mutex
 	rnd := rand.New(rand.NewPCG(seed, seed))
-	return replierFunc(func(ctx context.Context, _ int64, turns []model.Turn) (string, error) {
+	return replierFunc(func(ctx context.Context, _ int64, turns []dialog.Turn) (string, error) {
 		mu.Lock()
 		d := time.Duration(rnd.IntN(2000)) * time.Microsecond
 		mu.Unlock()

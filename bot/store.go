@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
+
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
 
@@ -27,12 +28,12 @@ CREATE TABLE IF NOT EXISTS chat_settings (
 // Store keeps each chat's recent turns and its settings in SQLite, so a
 // restart forgets nothing.
 type Store struct {
-	db   *sql.DB
-	keep int // turns kept per chat
+	db     *sql.DB
+	window dialog.Window // turns kept per chat
 }
 
 // OpenStore opens (or creates) the database at path and keeps up to keep
-// turns of each chat (see Append).
+// turns of each chat, as dialog.Window says (see Append).
 func OpenStore(ctx context.Context, path string, keep int) (*Store, error) {
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
@@ -47,18 +48,16 @@ func OpenStore(ctx context.Context, path string, keep int) (*Store, error) {
 			return nil, fmt.Errorf("init store %s: %w", path, err)
 		}
 	}
-	return &Store{db: db, keep: keep}, nil
+	return &Store{db: db, window: dialog.Window{MaxTurns: keep}}, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Append adds a turn to a chat's history. When that makes more than keep
-// turns, the older ones go at once, leaving the newest half. A prompt then
-// keeps its start for several messages, which lets the engine reuse the
-// chat's cached prompt; a window sliding one turn at a time would change
-// the start of every prompt.
-func (s *Store) Append(ctx context.Context, chatID int64, t model.Turn) error {
+// Append adds a turn to a chat's history, then drops the turns that the
+// conversation window no longer keeps (dialog.Window: on overflow the older
+// turns go at once, so prompts keep their start and their cache is reused).
+func (s *Store) Append(ctx context.Context, chatID int64, t dialog.Turn) error {
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO turns (chat_id, speaker, text) VALUES (?, ?, ?)`,
 		chatID, int(t.Speaker), t.Text); err != nil {
 		return fmt.Errorf("append turn: %w", err)
@@ -67,11 +66,12 @@ func (s *Store) Append(ctx context.Context, chatID int64, t model.Turn) error {
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM turns WHERE chat_id = ?`, chatID).Scan(&n); err != nil {
 		return fmt.Errorf("count history: %w", err)
 	}
-	if n <= s.keep {
+	keep := s.window.Keep(n)
+	if keep == n {
 		return nil
 	}
 	_, err := s.db.ExecContext(ctx, `DELETE FROM turns WHERE chat_id = ? AND seq <= (
-		SELECT seq FROM turns WHERE chat_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, chatID, chatID, max(1, s.keep/2))
+		SELECT seq FROM turns WHERE chat_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, chatID, chatID, keep)
 	if err != nil {
 		return fmt.Errorf("trim history: %w", err)
 	}
@@ -79,15 +79,15 @@ func (s *Store) Append(ctx context.Context, chatID int64, t model.Turn) error {
 }
 
 // History returns a chat's kept turns, oldest first.
-func (s *Store) History(ctx context.Context, chatID int64) ([]model.Turn, error) {
+func (s *Store) History(ctx context.Context, chatID int64) ([]dialog.Turn, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT speaker, text FROM turns WHERE chat_id = ? ORDER BY seq`, chatID)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
 	defer rows.Close()
-	var turns []model.Turn
+	var turns []dialog.Turn
 	for rows.Next() {
-		var t model.Turn
+		var t dialog.Turn
 		if err := rows.Scan(&t.Speaker, &t.Text); err != nil {
 			return nil, fmt.Errorf("read history: %w", err)
 		}

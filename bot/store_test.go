@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 func openTestStore(t testing.TB, keep int) *Store {
@@ -24,15 +24,15 @@ func TestStoreHistory(t *testing.T) {
 	s := openTestStore(t, 4)
 	// Up to 4 turns; the 5th leaves the newest 2, so the start stays put for a while.
 	steps := []struct {
-		turn model.Turn
-		want []model.Turn
+		turn dialog.Turn
+		want []dialog.Turn
 	}{
-		{u("a"), []model.Turn{u("a")}},
-		{me("b"), []model.Turn{u("a"), me("b")}},
-		{u("c"), []model.Turn{u("a"), me("b"), u("c")}},
-		{me("d"), []model.Turn{u("a"), me("b"), u("c"), me("d")}},
-		{u("e"), []model.Turn{me("d"), u("e")}},
-		{me("f"), []model.Turn{me("d"), u("e"), me("f")}},
+		{u("a"), []dialog.Turn{u("a")}},
+		{me("b"), []dialog.Turn{u("a"), me("b")}},
+		{u("c"), []dialog.Turn{u("a"), me("b"), u("c")}},
+		{me("d"), []dialog.Turn{u("a"), me("b"), u("c"), me("d")}},
+		{u("e"), []dialog.Turn{me("d"), u("e")}},
+		{me("f"), []dialog.Turn{me("d"), u("e"), me("f")}},
 	}
 	for i, st := range steps {
 		if err := s.Append(ctx, 1, st.turn); err != nil {
@@ -48,9 +48,9 @@ func TestStoreHistory(t *testing.T) {
 	tests := []struct {
 		name string
 		chat int64
-		want []model.Turn
+		want []dialog.Turn
 	}{
-		{"chats apart", 2, []model.Turn{u("other chat")}},
+		{"chats apart", 2, []dialog.Turn{u("other chat")}},
 		{"unknown chat", 3, nil},
 	}
 	for _, tc := range tests {
@@ -105,7 +105,7 @@ func TestStoreReopens(t *testing.T) {
 	defer s.Close()
 	h, _ := s.History(ctx, 1)
 	c, _, _ := s.Chance(ctx, 1)
-	if !slices.Equal(h, []model.Turn{u("kept")}) || c != 40 {
+	if !slices.Equal(h, []dialog.Turn{u("kept")}) || c != 40 {
 		t.Errorf("after reopening: history %v, chance %d", h, c)
 	}
 }

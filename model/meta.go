@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 // Meta is an exported model's dialogbot.json, written by model/python/export.py.
@@ -65,14 +67,14 @@ func (m Meta) validate() error {
 	if m.NLayer <= 0 || m.NHead <= 0 || m.HeadDim <= 0 || m.VocabSize <= 0 || m.NPositions <= 0 {
 		return errors.New("n_layer, n_head, head_dim, vocab_size and n_positions must be positive")
 	}
-	if _, err := ParseFormat(m.PromptFormat); err != nil {
+	if _, err := dialog.ParseFormat(m.PromptFormat); err != nil {
 		return err
 	}
 	return nil
 }
 
 // Format is the model's prompt format.
-func (m Meta) Format() Format {
-	f, _ := ParseFormat(m.PromptFormat)
+func (m Meta) Format() dialog.Format {
+	f, _ := dialog.ParseFormat(m.PromptFormat)
 	return f
 }

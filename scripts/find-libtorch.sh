@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Finds libtorch for building cbridge and prints Make variable assignments.
+# Finds libtorch for building cbridge and prints its settings: Make variable
+# assignments, or with --shell, shell assignments (scripts/build-bridge.sh).
 # Order: third_party/libtorch (the official archive, CUDA or CPU), the libtorch
 # inside an installed pip torch, then Debian's libtorch-dev under /usr.
 # PYTHON may name the Python to ask for a pip torch.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-python3}
+shell=0
+[ "${1:-}" = --shell ] && shell=1
+
+# put NAME VALUE prints one setting in the asked syntax.
+put() {
+  if [ $shell = 1 ]; then printf '%s=%q\n' "$1" "$2"; else printf '%s := %s\n' "$1" "$2"; fi
+}
 
 emit() { # kind include-dir lib-dir abi
   local kind=$1 inc=$2 lib=$3 abi=$4 libs="-ltorch -ltorch_cpu -lc10" defs=""
@@ -13,12 +21,12 @@ emit() { # kind include-dir lib-dir abi
     libs="$libs -ltorch_cuda -lc10_cuda"
     defs="-DCBRIDGE_CUDA $(cuda_includes "$lib")"
   fi
-  echo "TORCH_KIND := $kind"
-  echo "TORCH_INC := -I$inc -I$inc/torch/csrc/api/include"
-  echo "TORCH_LIBDIR := $lib"
-  echo "TORCH_LIBS := $libs"
-  echo "TORCH_ABI := $abi"
-  echo "TORCH_DEFS := $defs"
+  put TORCH_KIND "$kind"
+  put TORCH_INC "-I$inc -I$inc/torch/csrc/api/include"
+  put TORCH_LIBDIR "$lib"
+  put TORCH_LIBS "$libs"
+  put TORCH_ABI "$abi"
+  put TORCH_DEFS "$defs"
 }
 
 # cuda_includes finds the CUDA runtime headers that CUDA graph capture needs:
@@ -56,4 +64,4 @@ if [ -e "$deb/libtorch.so" ] && [ -e /usr/include/torch/script.h ]; then
   emit "Debian libtorch-dev (/usr)" /usr/include "$deb" "$(abi_of "$deb")"
   exit 0
 fi
-echo "TORCH_KIND := none"
+put TORCH_KIND none

@@ -10,7 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/engine"
+	"github.com/dialogbot/dialogbot/model/sample"
 )
 
 // Model scores the next token from the tokens cached in a slot: the logit
@@ -20,7 +21,7 @@ import (
 type Model struct {
 	VocabSize, SlotCount, Cap int
 	// FailStep, when set, makes Step fail when it returns true.
-	FailStep func(in model.StepInput) bool
+	FailStep func(in engine.StepInput) bool
 	// FailSetLength, when set, makes SetLength fail when it returns true.
 	FailSetLength func(slot, n int) bool
 	// Shape, when set, edits every row of logits before it is returned (a
@@ -54,7 +55,7 @@ func Logit(t, last, n, vocab int) float32 {
 	return float32(5*math.Cos(d) - d/float64(vocab))
 }
 
-func (m *Model) Step(in model.StepInput, out *model.StepOutput) error {
+func (m *Model) Step(in engine.StepInput, out *engine.StepOutput) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.FailStep != nil && m.FailStep(in) {
@@ -90,10 +91,10 @@ func (m *Model) row(slot int) []float32 {
 	return logits
 }
 
-func (m *Model) fill(out *model.StepOutput) {
+func (m *Model) fill(out *engine.StepOutput) {
 	out.Logits, out.IDs, out.LSE = out.Logits[:0], out.IDs[:0], out.LSE[:0]
 	for _, row := range m.last {
-		c := model.TopKCandidates(row, out.K)
+		c := sample.TopKCandidates(row, out.K)
 		if out.K <= 0 || out.K >= m.VocabSize {
 			out.Logits = append(out.Logits, row...)
 		} else {
@@ -170,4 +171,11 @@ func Greedy(prompt []int, vocab, maxNew int, stops map[int]bool) []int {
 		seq, out = append(seq, best), append(out, best)
 	}
 	return out
+}
+
+// StepCount is how many steps ran so far; safe while the engine runs.
+func (m *Model) StepCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.Steps
 }

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 // Config of a Builder.
 type Config struct {
-	Format        model.Format
+	Format        dialog.Format
 	Limits        Limits
 	ValidFraction float64 // of the dialogues, the latest ones, for validation
 	Preview       int     // how many examples preview.jsonl shows
@@ -40,14 +40,14 @@ type PreviewLine struct {
 // Builder tokenizes samples as they come, chat by chat, so that only token
 // ids are kept, then splits them by time.
 type Builder struct {
-	enc      model.Encoder
+	enc      dialog.Encoder
 	cfg      Config
 	examples []Example
 	preview  []PreviewLine
 	stats    Stats
 }
 
-func NewBuilder(enc model.Encoder, cfg Config) *Builder {
+func NewBuilder(enc dialog.Encoder, cfg Config) *Builder {
 	return &Builder{enc: enc, cfg: cfg, stats: Stats{Speakers: map[string]int{}, Skipped: map[string]int{}, Dropped: map[string]int{}}}
 }
 
@@ -59,7 +59,7 @@ func (b *Builder) Add(samples []Sample) error {
 	for _, s := range samples {
 		ids, promptLen, err := EncodeExample(b.enc, b.cfg.Format, s.Context, s.Reply, b.cfg.Limits)
 		switch {
-		case errors.Is(err, model.ErrPromptTooLong):
+		case errors.Is(err, dialog.ErrPromptTooLong):
 			b.stats.Dropped["prompt_too_long"]++
 			continue
 		case errors.Is(err, ErrTargetTooLong):

@@ -10,14 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+
 	"github.com/dialogbot/dialogbot/internal/testfile"
-	"github.com/dialogbot/dialogbot/model"
 )
 
 // buildFixture runs the whole pipeline on a Telegram fixture with the fake encoder.
 func buildFixture(tb testing.TB, fixture string, lim Limits) Result {
 	tb.Helper()
-	b := NewBuilder(runeEncoder{}, Config{Format: model.FormatRuDialoGPT, Limits: lim, ValidFraction: 0.5, Preview: 2})
+	b := NewBuilder(runeEncoder{}, Config{Format: dialog.FormatRuDialoGPT, Limits: lim, ValidFraction: 0.5, Preview: 2})
 	next := 0
 	read, err := ReadTelegram(openFixture(tb, fixture), TelegramOptions{}, func(c Chat) error {
 		var s []Sample

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 // CSVRoles says who the context cells of a dialogue CSV were written by; the
@@ -127,7 +127,7 @@ func (l csvLayout) sample(rec []string, roles CSVRoles, anonymize bool, row int)
 	if reply == "" {
 		return Sample{}, "empty_response"
 	}
-	var turns []model.Turn
+	var turns []dialog.Turn
 	for k, i := range l.context {
 		t := clean(rec[i])
 		if t == "" {
@@ -136,11 +136,11 @@ func (l csvLayout) sample(rec []string, roles CSVRoles, anonymize bool, row int)
 		// Roles go by the column, not by the cells left: an empty cell
 		// (usually a sticker or a photo) was still somebody's turn, so
 		// context_2 stays the bot's even when context_1 is empty.
-		sp := model.User
+		sp := dialog.User
 		if roles == RolesAlternate && (len(l.context)-k)%2 == 0 {
-			sp = model.Bot
+			sp = dialog.Bot
 		}
-		turns = append(turns, model.Turn{Speaker: sp, Text: t})
+		turns = append(turns, dialog.Turn{Speaker: sp, Text: t})
 	}
 	if len(turns) == 0 {
 		return Sample{}, "no_context"

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 func TestReadCSV(t *testing.T) {
@@ -18,18 +18,18 @@ func TestReadCSV(t *testing.T) {
 		skipped map[string]int
 	}{
 		{"alternating roles, multi-line and empty cells", "dialogues.csv", RolesAlternate, false, []brief{
-			{0, "response", []model.Turn{u("Привет")}, "Здравствуй"},
-			{1, "response", []model.Turn{b("Привет"), u("Здравствуй")}, "Как дела?\nЧто нового?"},
+			{0, "response", []dialog.Turn{u("Привет")}, "Здравствуй"},
+			{1, "response", []dialog.Turn{b("Привет"), u("Здравствуй")}, "Как дела?\nЧто нового?"},
 			// context_2 is empty: context_3 is two turns before context_1, the user's too.
-			{2, "response", []model.Turn{u("Привет"), u("Как дела?")}, "Хорошо"},
+			{2, "response", []dialog.Turn{u("Привет"), u("Как дела?")}, "Хорошо"},
 		}, map[string]int{"empty_response": 1, "no_context": 1}},
 		{"every context cell the user's", "dialogues.csv", RolesUser, false, []brief{
-			{0, "response", []model.Turn{u("Привет")}, "Здравствуй"},
-			{1, "response", []model.Turn{u("Привет"), u("Здравствуй")}, "Как дела?\nЧто нового?"},
-			{2, "response", []model.Turn{u("Привет"), u("Как дела?")}, "Хорошо"},
+			{0, "response", []dialog.Turn{u("Привет")}, "Здравствуй"},
+			{1, "response", []dialog.Turn{u("Привет"), u("Здравствуй")}, "Как дела?\nЧто нового?"},
+			{2, "response", []dialog.Turn{u("Привет"), u("Как дела?")}, "Хорошо"},
 		}, map[string]int{"empty_response": 1, "no_context": 1}},
 		{"columns in another order, CRLF", "reordered.csv", RolesAlternate, false, []brief{
-			{0, "response", []model.Turn{u("Hello")}, "Hi"},
+			{0, "response", []dialog.Turn{u("Hello")}, "Hi"},
 		}, map[string]int{}},
 	}
 	for _, tc := range tests {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 // DialogueOptions say how a chat's messages become dialogues.
@@ -17,10 +17,10 @@ type DialogueOptions struct {
 
 // Sample is one reply with the dialogue before it, not yet tokenized.
 type Sample struct {
-	Time     time.Time    // when the reply was sent; orders the train/valid split
-	Dialogue int          // the dialogue (time-gap segment) the reply belongs to
-	Speaker  string       // who wrote the reply, for stats
-	Context  []model.Turn // oldest first; the reply's author is model.Bot, everyone else model.User
+	Time     time.Time     // when the reply was sent; orders the train/valid split
+	Dialogue int           // the dialogue (time-gap segment) the reply belongs to
+	Speaker  string        // who wrote the reply, for stats
+	Context  []dialog.Turn // oldest first; the reply's author is dialog.Bot, everyone else dialog.User
 	Reply    string
 }
 
@@ -144,7 +144,7 @@ func sampleOf(turns []turn, ctx []int, i int) (Sample, string) {
 	if turns[ctx[len(ctx)-1]].sender == t.sender {
 		return Sample{}, "self_reply"
 	}
-	var out []model.Turn
+	var out []dialog.Turn
 	prev := ""
 	for k, j := range ctx {
 		c := turns[j]
@@ -152,11 +152,11 @@ func sampleOf(turns []turn, ctx []int, i int) (Sample, string) {
 			out[len(out)-1].Text += "\n" + c.text
 			continue
 		}
-		sp := model.User
+		sp := dialog.User
 		if c.sender == t.sender {
-			sp = model.Bot
+			sp = dialog.Bot
 		}
-		out = append(out, model.Turn{Speaker: sp, Text: c.text})
+		out = append(out, dialog.Turn{Speaker: sp, Text: c.text})
 		prev = c.sender
 	}
 	return Sample{Time: t.time, Dialogue: t.segment, Speaker: speakerName(t), Context: out, Reply: strings.TrimSpace(t.text)}, ""

@@ -7,17 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
-func u(s string) model.Turn { return model.Turn{Speaker: model.User, Text: s} }
-func b(s string) model.Turn { return model.Turn{Speaker: model.Bot, Text: s} }
+func u(s string) dialog.Turn { return dialog.Turn{Speaker: dialog.User, Text: s} }
+func b(s string) dialog.Turn { return dialog.Turn{Speaker: dialog.Bot, Text: s} }
 
 // brief is what a test compares of a Sample.
 type brief struct {
 	Dialogue int
 	Speaker  string
-	Context  []model.Turn
+	Context  []dialog.Turn
 	Reply    string
 }
 
@@ -40,11 +40,11 @@ func TestSamples(t *testing.T) {
 		andYou = "А ты?"
 	)
 	all := []brief{
-		{0, "Борис", []model.Turn{u(hello)}, boris},                    // reply to 2: its chain
-		{0, "Аня", []model.Turn{b(hello), u(boris)}, anya},             // reply to 3, which replies to 2
-		{0, "Вика", []model.Turn{u(hello), u(boris), u(anya)}, sunset}, // no reply: the segment so far
-		{1, "Аня", []model.Turn{b(hello), u(boris)}, thanks},           // reply into the previous dialogue
-		{1, "Борис", []model.Turn{b(newDay), u(thanks)}, andYou},       // reply to a message not exported
+		{0, "Борис", []dialog.Turn{u(hello)}, boris},                    // reply to 2: its chain
+		{0, "Аня", []dialog.Turn{b(hello), u(boris)}, anya},             // reply to 3, which replies to 2
+		{0, "Вика", []dialog.Turn{u(hello), u(boris), u(anya)}, sunset}, // no reply: the segment so far
+		{1, "Аня", []dialog.Turn{b(hello), u(boris)}, thanks},           // reply into the previous dialogue
+		{1, "Борис", []dialog.Turn{b(newDay), u(thanks)}, andYou},       // reply to a message not exported
 	}
 	tests := []struct {
 		name    string
@@ -57,11 +57,11 @@ func TestSamples(t *testing.T) {
 		{"speaker by name", DialogueOptions{Gap: 30 * time.Minute, Speaker: "аня"}, []brief{all[1], all[3]}, map[string]int{"no_context": 1}, 2},
 		{"speaker by id", DialogueOptions{Gap: 30 * time.Minute, Speaker: "2"}, []brief{all[0], all[4]}, map[string]int{"no_context": 1}, 2},
 		{"max turns cuts the oldest", DialogueOptions{Gap: 30 * time.Minute, MaxTurns: 1, Speaker: "user3"},
-			[]brief{{0, "Вика", []model.Turn{u(anya)}, sunset}}, map[string]int{}, 2},
+			[]brief{{0, "Вика", []dialog.Turn{u(anya)}, sunset}}, map[string]int{}, 2},
 		{"long gap: one dialogue", DialogueOptions{Gap: 2 * time.Hour, Speaker: "Борис"}, []brief{
 			all[0],
-			{0, "Борис", []model.Turn{u(hello), b(boris), u(anya), u(sunset)}, newDay},
-			{0, "Борис", []model.Turn{u(hello), b(boris), u(anya), u(sunset), b(newDay), u(thanks)}, andYou},
+			{0, "Борис", []dialog.Turn{u(hello), b(boris), u(anya), u(sunset)}, newDay},
+			{0, "Борис", []dialog.Turn{u(hello), b(boris), u(anya), u(sunset), b(newDay), u(thanks)}, andYou},
 		}, map[string]int{}, 1},
 	}
 	chats, _ := readChats(t, "single_new.json", TelegramOptions{})
@@ -98,15 +98,15 @@ func TestSamplesEdgeCases(t *testing.T) {
 			nil, map[string]int{"no_context": 2}},
 		{"self reply is not a dialogue",
 			[]Message{msg(1, 0, "x", 0, "q"), msg(2, 1, "y", 0, "a"), msg(3, 2, "x", 0, "b"), msg(4, 3, "y", 2, "own")},
-			[]brief{{0, "y", []model.Turn{u("q")}, "a"}, {0, "x", []model.Turn{b("q"), u("a")}, "b"}},
+			[]brief{{0, "y", []dialog.Turn{u("q")}, "a"}, {0, "x", []dialog.Turn{b("q"), u("a")}, "b"}},
 			map[string]int{"no_context": 1, "self_reply": 1}},
 		{"replies to different messages are not merged",
 			[]Message{msg(1, 0, "x", 0, "q1"), msg(2, 1, "x", 0, "q2"), msg(3, 2, "y", 1, "a1"), msg(4, 3, "y", 2, "a2")},
-			[]brief{{0, "y", []model.Turn{u("q1\nq2")}, "a1"}, {0, "y", []model.Turn{u("q1\nq2")}, "a2"}},
+			[]brief{{0, "y", []dialog.Turn{u("q1\nq2")}, "a1"}, {0, "y", []dialog.Turn{u("q1\nq2")}, "a2"}},
 			map[string]int{"no_context": 1}},
 		{"out of order messages are sorted by time",
 			[]Message{msg(2, 1, "y", 0, "a"), msg(1, 0, "x", 0, "q")},
-			[]brief{{0, "y", []model.Turn{u("q")}, "a"}},
+			[]brief{{0, "y", []dialog.Turn{u("q")}, "a"}},
 			map[string]int{"no_context": 1}},
 	}
 	for _, tc := range tests {

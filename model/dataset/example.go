@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 // Limits are those of serving: the prompt keeps at most MaxTurns turns and
@@ -16,8 +16,8 @@ type Limits struct {
 	MaxTurns     int
 }
 
-func (l Limits) prompt() model.PromptLimits {
-	lim := model.PromptLimits{MaxTurns: l.MaxTurns}
+func (l Limits) prompt() dialog.PromptLimits {
+	lim := dialog.PromptLimits{MaxTurns: l.MaxTurns}
 	if l.Context > 0 {
 		lim.MaxTokens = l.Context - l.MaxNewTokens
 	}
@@ -39,13 +39,13 @@ type Example struct {
 }
 
 // EncodeExample builds an example's ids exactly as serving builds a prompt
-// (model.BuildPrompt) followed by the encoded TargetText of the reply.
-func EncodeExample(enc model.Encoder, f model.Format, ctx []model.Turn, reply string, lim Limits) ([]int, int, error) {
-	prompt, err := model.BuildPrompt(enc, f, ctx, lim.prompt())
+// (dialog.BuildPrompt) followed by the encoded TargetText of the reply.
+func EncodeExample(enc dialog.Encoder, f dialog.Format, ctx []dialog.Turn, reply string, lim Limits) ([]int, int, error) {
+	prompt, err := dialog.BuildPrompt(enc, f, ctx, lim.prompt())
 	if err != nil {
 		return nil, 0, err
 	}
-	target := enc.Encode(f.TargetText(reply))
+	target := f.TargetIDs(enc, reply)
 	if lim.Context > 0 && len(prompt)+len(target) > lim.Context {
 		return nil, 0, fmt.Errorf("%w: prompt %d + reply %d tokens, context %d", ErrTargetTooLong, len(prompt), len(target), lim.Context)
 	}
@@ -63,9 +63,9 @@ func LossMask(n, promptLen int) []uint8 {
 
 // keptTurns finds the turns BuildPrompt kept for a prompt of promptLen ids
 // (it cuts whole turns from the oldest), for the text preview.
-func keptTurns(enc model.Encoder, f model.Format, ctx []model.Turn, promptLen int) []model.Turn {
+func keptTurns(enc dialog.Encoder, f dialog.Format, ctx []dialog.Turn, promptLen int) []dialog.Turn {
 	for k := range ctx {
-		ids, err := model.BuildPrompt(enc, f, ctx[k:], model.PromptLimits{})
+		ids, err := dialog.BuildPrompt(enc, f, ctx[k:], dialog.PromptLimits{})
 		if err == nil && len(ids) == promptLen {
 			return ctx[k:]
 		}

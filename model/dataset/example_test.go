@@ -5,33 +5,33 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 func TestEncodeExample(t *testing.T) {
 	enc := runeEncoder{}
-	f := model.FormatRuDialoGPT
-	ctx := []model.Turn{u("abcd"), b("ef"), u("gh")}
+	f := dialog.FormatRuDialoGPT
+	ctx := []dialog.Turn{u("abcd"), b("ef"), u("gh")}
 	// Token counts with runeEncoder: a turn is tag + " " + text + " ";
 	// the cue 1; the target " " + reply + " " + tag.
 	full := enc.Encode(f.PromptText(ctx)) // 7 + 5 + 5 + 1 = 18
 	tests := []struct {
 		name      string
-		ctx       []model.Turn
+		ctx       []dialog.Turn
 		reply     string
 		lim       Limits
 		wantIDs   []int
 		promptLen int
 		err       error
 	}{
-		{"no limits", ctx, "ok", Limits{}, append(full, enc.Encode(" ok "+model.TagFirst)...), 18, nil},
-		{"exactly fits", ctx, "ok", Limits{Context: 23, MaxNewTokens: 5}, append(full, enc.Encode(" ok "+model.TagFirst)...), 18, nil},
+		{"no limits", ctx, "ok", Limits{}, append(full, enc.Encode(" ok "+dialog.TagFirst)...), 18, nil},
+		{"exactly fits", ctx, "ok", Limits{Context: 23, MaxNewTokens: 5}, append(full, enc.Encode(" ok "+dialog.TagFirst)...), 18, nil},
 		{"oldest turn cut as serving cuts it", ctx, "ok", Limits{Context: 22, MaxNewTokens: 5},
-			append(enc.Encode(f.PromptText(ctx[1:])), enc.Encode(" ok "+model.TagFirst)...), 11, nil},
+			append(enc.Encode(f.PromptText(ctx[1:])), enc.Encode(" ok "+dialog.TagFirst)...), 11, nil},
 		{"max turns", ctx, "ok", Limits{MaxTurns: 1},
-			append(enc.Encode(f.PromptText(ctx[2:])), enc.Encode(" ok "+model.TagFirst)...), 6, nil},
+			append(enc.Encode(f.PromptText(ctx[2:])), enc.Encode(" ok "+dialog.TagFirst)...), 6, nil},
 		{"reply longer than the room left", ctx, "a much longer reply", Limits{Context: 23, MaxNewTokens: 5}, nil, 0, ErrTargetTooLong},
-		{"newest turn alone too long", ctx, "ok", Limits{Context: 10, MaxNewTokens: 5}, nil, 0, model.ErrPromptTooLong},
+		{"newest turn alone too long", ctx, "ok", Limits{Context: 10, MaxNewTokens: 5}, nil, 0, dialog.ErrPromptTooLong},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,12 +54,12 @@ func TestLossMask(t *testing.T) {
 
 func TestKeptTurns(t *testing.T) {
 	enc := runeEncoder{}
-	ctx := []model.Turn{u("abcd"), b("ef"), u("gh")}
-	ids, n, err := EncodeExample(enc, model.FormatRuDialoGPT, ctx, "ok", Limits{Context: 22, MaxNewTokens: 5})
+	ctx := []dialog.Turn{u("abcd"), b("ef"), u("gh")}
+	ids, n, err := EncodeExample(enc, dialog.FormatRuDialoGPT, ctx, "ok", Limits{Context: 22, MaxNewTokens: 5})
 	if err != nil || len(ids) == 0 {
 		t.Fatal(err)
 	}
-	if got := keptTurns(enc, model.FormatRuDialoGPT, ctx, n); !reflect.DeepEqual(got, ctx[1:]) {
+	if got := keptTurns(enc, dialog.FormatRuDialoGPT, ctx, n); !reflect.DeepEqual(got, ctx[1:]) {
 		t.Errorf("kept %v, want %v", got, ctx[1:])
 	}
 }

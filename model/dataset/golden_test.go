@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/tokenizer"
+
 	"github.com/dialogbot/dialogbot/internal/testfile"
-	"github.com/dialogbot/dialogbot/model"
 )
 
 var updateGolden = flag.Bool("update-golden", false, "rewrite ids and mask of testdata/prompt_golden.json with the shared ru tokenizer")
@@ -43,14 +45,14 @@ type goldenFile struct {
 	Cases     []goldenCase `json:"cases"`
 }
 
-func (c goldenCase) modelTurns(tb testing.TB) []model.Turn {
-	out := make([]model.Turn, len(c.Turns))
+func (c goldenCase) modelTurns(tb testing.TB) []dialog.Turn {
+	out := make([]dialog.Turn, len(c.Turns))
 	for i, t := range c.Turns {
 		switch t.Speaker {
 		case "user":
-			out[i] = model.Turn{Speaker: model.User, Text: t.Text}
+			out[i] = dialog.Turn{Speaker: dialog.User, Text: t.Text}
 		case "bot":
-			out[i] = model.Turn{Speaker: model.Bot, Text: t.Text}
+			out[i] = dialog.Turn{Speaker: dialog.Bot, Text: t.Text}
 		default:
 			tb.Fatalf("%s: speaker %q", c.Name, t.Speaker)
 		}
@@ -74,11 +76,11 @@ func loadGolden(tb testing.TB) goldenFile {
 func TestPromptGoldenText(t *testing.T) {
 	for _, c := range loadGolden(t).Cases {
 		t.Run(c.Name, func(t *testing.T) {
-			f, err := model.ParseFormat(c.Format)
+			f, err := dialog.ParseFormat(c.Format)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var kept []model.Turn
+			var kept []dialog.Turn
 			for _, turn := range c.modelTurns(t) {
 				if turn.Text = strings.TrimSpace(turn.Text); turn.Text != "" {
 					kept = append(kept, turn)
@@ -105,19 +107,14 @@ func TestPromptGolden(t *testing.T) {
 	g := loadGolden(t)
 	for i, c := range g.Cases {
 		t.Run(c.Name, func(t *testing.T) {
-			f, _ := model.ParseFormat(c.Format)
+			f, _ := dialog.ParseFormat(c.Format)
 			// max_tokens is the prompt's limit, so the context is it plus the new tokens.
 			lim := Limits{Context: c.MaxTokens + 40, MaxNewTokens: 40, MaxTurns: c.MaxTurns}
 			ids, promptLen, err := EncodeExample(tok, f, c.modelTurns(t), c.Target, lim)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := tok.Encode(c.PromptText); !reflect.DeepEqual(ids[:promptLen], want) {
-				t.Errorf("BuildPrompt ids %v, encoded prompt_text %v", ids[:promptLen], want)
-			}
-			if want := tok.Encode(c.TargetText); !reflect.DeepEqual(ids[promptLen:], want) {
-				t.Errorf("target ids %v, encoded target_text %v", ids[promptLen:], want)
-			}
+			checkTextIsText(t, tok, c, ids, promptLen)
 			var mask []int
 			for _, m := range LossMask(len(ids), promptLen) {
 				mask = append(mask, int(m))
@@ -136,10 +133,68 @@ func TestPromptGolden(t *testing.T) {
 	}
 }
 
-func sharedTokenizer(tb testing.TB) *model.Tokenizer {
+// checkTextIsText: the ids decode to the case's texts, and special ids
+// appear only where the format puts a tag (one per prompt turn, the cue and
+// the target's stop), never from what people wrote. Where the turns hold no
+// special token, the ids are also those of encoding the whole text at once.
+func checkTextIsText(t *testing.T, tok *tokenizer.Tokenizer, c goldenCase, ids []int, promptLen int) {
+	t.Helper()
+	if got := tok.Decode(ids[:promptLen]); got != c.PromptText {
+		t.Errorf("prompt decodes to %q, want %q", got, c.PromptText)
+	}
+	if got := tok.Decode(ids[promptLen:]); got != c.TargetText {
+		t.Errorf("target decodes to %q, want %q", got, c.TargetText)
+	}
+	tags := c.PromptTurns + 2 // ruDialoGPT: a tag per turn, the cue, the stop tag
+	if c.Format == string(dialog.FormatDialoGPT) {
+		tags = c.PromptTurns + 1 // an eos per turn and the stop eos
+	}
+	if n := countSpecial(tok, ids); n != tags {
+		t.Errorf("%d special ids in %v, want %d (the format's tags only)", n, ids, tags)
+	}
+	if forged(c) {
+		return
+	}
+	if want := tok.Encode(c.PromptText); !reflect.DeepEqual(ids[:promptLen], want) {
+		t.Errorf("BuildPrompt ids %v, encoded prompt_text %v", ids[:promptLen], want)
+	}
+	if want := tok.Encode(c.TargetText); !reflect.DeepEqual(ids[promptLen:], want) {
+		t.Errorf("target ids %v, encoded target_text %v", ids[promptLen:], want)
+	}
+}
+
+// forged: a turn or the target writes a special token as text.
+func forged(c goldenCase) bool {
+	texts := []string{c.Target}
+	for _, turn := range c.Turns {
+		texts = append(texts, turn.Text)
+	}
+	for _, s := range texts {
+		for _, special := range []string{dialog.EOS, dialog.TagFirst, dialog.TagSecond} {
+			if strings.Contains(s, special) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func countSpecial(tok *tokenizer.Tokenizer, ids []int) int {
+	n := 0
+	for _, id := range ids {
+		for _, special := range []string{dialog.EOS, dialog.TagFirst, dialog.TagSecond} {
+			if sid, ok := tok.TokenID(special); ok && sid == id {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func sharedTokenizer(tb testing.TB) *tokenizer.Tokenizer {
 	tb.Helper()
 	path := filepath.Join(sharedDir(tb), "tokenizers", "ru-tokenizer.json")
-	tok, err := model.LoadTokenizer(path)
+	tok, err := tokenizer.LoadTokenizer(path)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -6,17 +6,22 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dialogbot/dialogbot/model"
+	"github.com/dialogbot/dialogbot/model/dialog"
 )
 
 // runeEncoder is a fake tokenizer: the special tokens get ids 0..2 and every
 // other rune one id (3 + its code point), so token counts are easy to reason about.
 type runeEncoder struct{}
 
-func (runeEncoder) Encode(text string) []int {
+func (runeEncoder) Encode(text string) []int { return encodeRunes(text, true) }
+
+// EncodeText is Encode without the special tokens, as the real tokenizer's.
+func (runeEncoder) EncodeText(text string) []int { return encodeRunes(text, false) }
+
+func encodeRunes(text string, specials bool) []int {
 	var ids []int
 	for text != "" {
-		if id, n := special(text); n > 0 {
+		if id, n := special(text); specials && n > 0 {
 			ids = append(ids, id)
 			text = text[n:]
 			continue
@@ -29,7 +34,7 @@ func (runeEncoder) Encode(text string) []int {
 }
 
 func special(s string) (int, int) {
-	for id, tag := range []string{model.EOS, model.TagFirst, model.TagSecond} {
+	for id, tag := range []string{dialog.EOS, dialog.TagFirst, dialog.TagSecond} {
 		if strings.HasPrefix(s, tag) {
 			return id, len(tag)
 		}

@@ -20,8 +20,12 @@ import os
 import sys
 from typing import Dict, List, Optional, Tuple
 
-import torch
-import torch.nn as nn
+import torchpython  # noqa: E402  (before torch: finds a Python that has it)
+
+torchpython.ensure()
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpt2  # noqa: E402

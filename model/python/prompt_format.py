@@ -1,13 +1,13 @@
-"""The dialogue prompt format, Python twin of model/prompt.go.
+"""The dialogue prompt format, Python twin of model/dialog/prompt.go.
 
-model/prompt.go is the one definition; this module repeats its text forms so
+model/dialog/prompt.go is the one definition; this module repeats its text forms so
 Python tools (previews, evaluation scripts) build the same strings that
 serving and `dialogbot dataset` build. tests/test_prompt_format.py checks both
 against the shared golden examples in testdata/prompt_golden.json, so a change
 on one side that is not made on the other fails a test.
 """
 
-from typing import Callable, Iterable, List, NamedTuple, Sequence
+from typing import Callable, Iterable, List, NamedTuple, Optional, Sequence
 
 RUDIALOGPT = "rudialogpt"  # "@@ПЕРВЫЙ@@ привет @@ВТОРОЙ@@ привет @@ПЕРВЫЙ@@ как дела? @@ВТОРОЙ@@"
 DIALOGPT = "dialogpt"  # "привет<|endoftext|>привет<|endoftext|>как дела?<|endoftext|>"
@@ -67,6 +67,24 @@ def turn_text(fmt: str, turn: Turn) -> str:
     return _tag(turn.speaker) + " " + turn.text + " "
 
 
+def turn_ids(fmt: str, turn: Turn, encode: Callable[[str], Sequence[int]],
+             encode_text: Callable[[str], Sequence[int]]) -> List[int]:
+    """Ids of turn_text, as Go's Format.TurnIDs: the format's tags through
+    encode (which knows the special tokens), what people wrote through
+    encode_text (which does not), so a message cannot forge a turn."""
+    if fmt == DIALOGPT:
+        return list(encode_text(turn.text)) + list(encode(EOS))
+    return list(encode(_tag(turn.speaker))) + list(encode_text(" " + turn.text + " "))
+
+
+def target_ids(fmt: str, reply: str, encode: Callable[[str], Sequence[int]],
+               encode_text: Callable[[str], Sequence[int]]) -> List[int]:
+    """Ids of target_text: the reply as plain text, then the stop tag."""
+    if fmt == DIALOGPT:
+        return list(encode_text(reply)) + list(encode(EOS))
+    return list(encode_text(" " + reply + " ")) + list(encode(TAG_FIRST))
+
+
 def cue(fmt: str) -> str:
     """What a prompt ends with: the start of the bot's turn."""
     return "" if fmt == DIALOGPT else TAG_SECOND
@@ -95,14 +113,18 @@ def non_empty(turns: Iterable[Turn]) -> List[Turn]:
 
 
 def build_prompt(encode: Callable[[str], Sequence[int]], fmt: str, turns: Iterable[Turn],
-                 max_turns: int = 0, max_tokens: int = 0) -> List[int]:
+                 max_turns: int = 0, max_tokens: int = 0,
+                 encode_text: Optional[Callable[[str], Sequence[int]]] = None) -> List[int]:
     """Prompt ids as Go's BuildPrompt makes them: oldest turns dropped until the
-    prompt fits; the newest turn and the cue are never cut (PromptTooLong)."""
+    prompt fits; the newest turn and the cue are never cut (PromptTooLong).
+    encode knows the special tokens; encode_text (default: encode) must not,
+    so that text written by people stays text (see turn_ids)."""
+    encode_text = encode_text or encode
     kept = non_empty(turns)
     if max_turns > 0 and len(kept) > max_turns:
         kept = kept[len(kept) - max_turns:]
     cue_ids = list(encode(cue(fmt)))
-    pieces = [list(encode(turn_text(fmt, t))) for t in kept]
+    pieces = [turn_ids(fmt, t, encode, encode_text) for t in kept]
     total = len(cue_ids) + sum(len(p) for p in pieces)
     first = 0
     while max_tokens > 0 and total > max_tokens and first < len(pieces) - 1:

@@ -180,3 +180,28 @@ def test_golden_ids_and_loss_mask():
         assert dec.decode(ids[:n_prompt]) == case["prompt_text"], name
         assert dec.decode(ids[n_prompt:]) == case["target_text"], name
         assert n_prompt <= case["max_tokens"], name
+        # Text is text: special ids only where the format puts its tags (one
+        # per prompt turn, the cue, the stop), even when people wrote a tag.
+        tags = case["prompt_turns"] + (1 if case["format"] == pf.DIALOGPT else 2)
+        assert sum(1 for i in ids if i in dec.added) == tags, name
+
+
+def test_forged_tags_are_golden_cases():
+    """The golden file holds cases whose messages write the format's tags."""
+    names = [c["name"] for c in load_golden()["cases"]]
+    assert "ru_forged_tags_are_text" in names and "dialogpt_forged_eos_is_text" in names
+
+
+def test_turn_ids_keep_text_as_text():
+    specials = {pf.EOS: [0], pf.TAG_FIRST: [1], pf.TAG_SECOND: [2]}
+
+    def encode(s):
+        return specials[s] if s in specials else [10 + ord(c) for c in s]
+
+    def encode_text(s):
+        return [10 + ord(c) for c in s]
+
+    ids = pf.turn_ids(pf.RUDIALOGPT, Turn(pf.USER, pf.TAG_SECOND), encode, encode_text)
+    assert ids[0] == 1 and 2 not in ids[1:]
+    assert pf.target_ids(pf.DIALOGPT, pf.EOS, encode, encode_text)[-1] == 0
+    assert pf.target_ids(pf.DIALOGPT, pf.EOS, encode, encode_text).count(0) == 1
