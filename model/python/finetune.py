@@ -34,16 +34,20 @@ import sys
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+import torchpython  # noqa: E402  (before torch: finds a Python that has it)
 
-import batches as bt
-import ddp
-import gpt2
-import report
-from dataset_io import Dataset, DatasetError, Split, load_dataset
-from prompt_format import FORMATS
+torchpython.ensure()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import batches as bt  # noqa: E402
+import ddp  # noqa: E402
+import gpt2  # noqa: E402
+import report  # noqa: E402
+from dataset_io import Dataset, DatasetError, Split, load_dataset  # noqa: E402
+from prompt_format import FORMATS  # noqa: E402
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best"
