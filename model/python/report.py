@@ -151,12 +151,28 @@ def _points(series) -> List[Tuple[float, float]]:
     return [(p[0], p[1]) for p in series if p[1] is not None and math.isfinite(p[1])]
 
 
+class Series(NamedTuple):
+    name: str
+    color: str
+    points: Sequence[Sequence[float]]  # [step, loss]
+    dots: bool = False
+
+
+TRAIN_COLOR, VALID_COLOR = "#1f77b4", "#ff7f0e"
+
+
 def loss_svg(train: Sequence[Sequence[float]], valid: Sequence[Sequence[float]],
              width: int = 720, height: int = 400) -> str:
     """Train (line) and validation (line with dots) loss against the step, with axes and labels."""
+    return curves_svg([Series("train", TRAIN_COLOR, train), Series("validation", VALID_COLOR, valid, True)],
+                      "Loss per target token", width, height)
+
+
+def curves_svg(series: Sequence[Series], title: str, width: int = 720, height: int = 400) -> str:
+    """Loss curves against the optimizer step, with axes, ticks, labels and a legend."""
     left, right, top, bottom = 64, 20, 36, 48
-    train, valid = _points(train), _points(valid)
-    pts = train + valid
+    series = [s._replace(points=_points(s.points)) for s in series]
+    pts = [p for s in series for p in s.points]
     xs = [p[0] for p in pts] or [0, 1]
     ys = [p[1] for p in pts] or [0, 1]
     x0, x1 = min(xs), max(max(xs), min(xs) + 1)
@@ -174,7 +190,7 @@ def loss_svg(train: Sequence[Sequence[float]], valid: Sequence[Sequence[float]],
     e = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
          'font-family="sans-serif" font-size="12">' % (width, height, width, height),
          '<rect width="100%" height="100%" fill="white"/>',
-         f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">Loss per target token</text>']
+         f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{html.escape(title)}</text>']
     for t in _ticks(y0, y1):
         e.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(t):.1f}" y2="{Y(t):.1f}" stroke="#e5e5e5"/>')
         e.append(f'<text x="{left - 6}" y="{Y(t) + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
@@ -188,17 +204,18 @@ def loss_svg(train: Sequence[Sequence[float]], valid: Sequence[Sequence[float]],
     e.append(f'<text x="{left + pw / 2}" y="{height - 10}" text-anchor="middle">optimizer step</text>')
     e.append(f'<text transform="translate(16 {top + ph / 2}) rotate(-90)" text-anchor="middle">'
              'cross-entropy (nats)</text>')
-    for series, color, name, dots in ((train, "#1f77b4", "train", False), (valid, "#ff7f0e", "validation", True)):
-        good = series  # finite points only (_points)
+    for s in series:
+        good = s.points
         if len(good) > 1:
             path = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in good)
-            e.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/>')
-        if dots or len(good) == 1:
-            e += [f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="3" fill="{color}"/>' for x, y in good]
-    for k, (color, name) in enumerate((("#1f77b4", "train"), ("#ff7f0e", "validation"))):
+            e.append(f'<polyline fill="none" stroke="{s.color}" stroke-width="1.5" points="{path}"/>')
+        if s.dots or len(good) == 1:
+            e += [f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="3" fill="{s.color}"/>' for x, y in good]
+    for k, s in enumerate(series):
         ly = top + 10 + 16 * k
-        e.append(f'<line x1="{left + pw - 110}" x2="{left + pw - 90}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="2"/>')
-        e.append(f'<text x="{left + pw - 84}" y="{ly + 4}">{name}</text>')
+        e.append(f'<line x1="{left + pw - 170}" x2="{left + pw - 150}" y1="{ly}" y2="{ly}" stroke="{s.color}" '
+                 'stroke-width="2"/>')
+        e.append(f'<text x="{left + pw - 144}" y="{ly + 4}">{html.escape(s.name)}</text>')
     e.append("</svg>")
     return "\n".join(e) + "\n"
 
