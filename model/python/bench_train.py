@@ -25,9 +25,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--impl", default=os.path.dirname(os.path.abspath(__file__)),
                    help="directory holding the finetune.py to time")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="-- then finetune.py's arguments")
-    a = p.parse_args(argv)
-    rest = a.rest[1:] if a.rest[:1] == ["--"] else a.rest
+    # parse_known_args: torchrun drops the "--", and finetune.py parses the rest itself.
+    a, rest = p.parse_known_args(argv)
+    rest = rest[1:] if rest[:1] == ["--"] else rest
     sys.path.insert(0, os.path.abspath(a.impl))
     ft = importlib.import_module("finetune")
     args = ft.parse_args(rest)
