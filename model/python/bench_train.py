@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, os.path.abspath(a.impl))
     ft = importlib.import_module("finetune")
     args = ft.parse_args(rest)
-    timing = {"wall": 0.0, "cpu": 0.0, "tokens": 0, "steps": 0, "losses": []}
+    timing = {"wall": 0.0, "cpu": 0.0, "tokens": 0, "steps": 0, "losses": []}  # and "trainer"
     step = ft.Trainer.train_step
 
     def timed(self):
@@ -40,8 +40,8 @@ def main(argv=None) -> int:
         out = step(self)
         if isinstance(out, tuple):  # the old train_step returned (loss, tokens) after .item()
             timing["losses"].append(out[0])
-        else:  # the new one leaves the loss on the device until read_losses
-            timing["losses"] += [x for _, x in self.read_losses()]
+        else:  # the new one keeps its losses on the device until a progress line reads them
+            timing["trainer"] = self
         timing["wall"] += time.monotonic() - w0
         timing["cpu"] += time.process_time() - c0
         timing["tokens"] += self.prog.tokens - tokens0
@@ -50,6 +50,8 @@ def main(argv=None) -> int:
 
     ft.Trainer.train_step = timed
     ft.run(args, log=lambda m: print(f"bench_train: {m}", file=sys.stderr, flush=True))
+    if "trainer" in timing:
+        timing["losses"] = [loss for _, loss in timing["trainer"].prog.train_history]
     print(json.dumps({"impl": a.impl, "steps": timing["steps"], "tokens": timing["tokens"],
                       "wall_s": round(timing["wall"], 3), "cpu_s": round(timing["cpu"], 3),
                       "tokens_per_s": round(timing["tokens"] / timing["wall"], 1),
