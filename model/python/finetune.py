@@ -476,7 +476,7 @@ class Trainer:
             m = torch.compile(m, dynamic=True)
         if s.world.enabled:
             ids = [s.device.index] if s.device.type == "cuda" else None
-            m = torch.nn.parallel.DistributedDataParallel(m, device_ids=ids)
+            m = torch.nn.parallel.DistributedDataParallel(m, device_ids=ids, gradient_as_bucket_view=True)
         return m
 
     def micro_batch(self, m: int) -> np.ndarray:
