@@ -623,8 +623,9 @@ def empty_past(config: GPT2Config, batch: int, dtype=torch.float32, device="cpu"
 
 
 @torch.no_grad()
-def greedy(model: GPT2, prompt_ids, max_new: int, stop_ids=()) -> list:
-    """Greedy decoding with the cached step (stops after emitting a stop id)."""
+def greedy(model: GPT2, prompt_ids, max_new: int, stop_ids=(), min_new: int = 0) -> list:
+    """Greedy decoding with the cached step (stops after emitting a stop id; the
+    stop ids are banned for the first min_new tokens, as serving's min_new_tokens)."""
     dev = model.transformer.wte.weight.device
     ids, pos, mask, last = causal_step_inputs([len(prompt_ids)], ids=[prompt_ids], device=dev)
     past = empty_past(model.config, 1, model.dtype, dev)
@@ -632,6 +633,8 @@ def greedy(model: GPT2, prompt_ids, max_new: int, stop_ids=()) -> list:
     for _ in range(max_new):
         logits, present = model.step(ids, pos, mask, past, last)
         past = torch.cat([past, present], dim=4)
+        if len(out) < min_new and stop_ids:
+            logits[0, list(stop_ids)] = float("-inf")
         nxt = int(logits[0].argmax())
         out.append(nxt)
         if nxt in stop_ids:

@@ -6,7 +6,8 @@
     report.md    the numbers, the image, and held-out contexts with the real reply, the base model's
                  and the fine-tuned model's side by side
 
-Replies are generated greedily with the cached step, from the prompt ids the dataset stored for
+Replies are generated greedily with the cached step (stop tags banned for the first token, as
+serving's default min_new_tokens does), from the prompt ids the dataset stored for
 the validation example: the same prompt format and trimming that serving uses (`dialogbot
 dataset` builds examples with serving's BuildPrompt), so what the page shows is what the bot
 would answer.
@@ -24,6 +25,8 @@ import gpt2
 import prompt_format as pf
 
 REPORT_JSON, LOSS_SVG, REPORT_MD = "report.json", "loss.svg", "report.md"
+# Serving's default sampling.min_new_tokens (internal/config): a stop tag cannot be the first token.
+MIN_NEW_TOKENS = 1
 
 
 class Sample(NamedTuple):
@@ -123,7 +126,7 @@ def sample_replies(base: gpt2.GPT2, tuned: gpt2.GPT2, split, idx: Sequence[int],
         first = int(np.argmax(mask)) if mask.any() else len(ids)
         prompt = [int(t) for t in ids[:first]][-(base.config.n_positions - max_new):]
         real = strip_stops(fmt, dec.decode(ids[first:]))
-        replies = [strip_stops(fmt, dec.decode(gpt2.greedy(m.eval(), prompt, max_new, stops)))
+        replies = [strip_stops(fmt, dec.decode(gpt2.greedy(m.eval(), prompt, max_new, stops, MIN_NEW_TOKENS)))
                    for m in (base, tuned)]
         out.append(Sample(split_turns(fmt, dec.decode(prompt)), real, replies[0], replies[1]))
     return out
@@ -250,7 +253,8 @@ def markdown(doc: Dict) -> str:
     samples = doc.get("samples") or []
     if samples:
         lines += ["## Held-out replies", "",
-                  "Contexts from the validation split (never trained on); replies are greedy.", "",
+                  "Contexts from the validation split (never trained on); replies are greedy, the stop tag banned "
+                  "as the first token (as serving does); (empty) means a reply of only spaces before the stop tag.", "",
                   "| context | real reply | base model | fine-tuned |", "|---|---|---|---|"]
         for s in samples:
             ctx = "\n".join(f"{who}: {text}" for who, text in s["context"][-4:])

@@ -76,7 +76,7 @@ def test_sample_replies_uses_the_stored_prompt_and_stops_at_a_tag(tmp_path):
     s = got[0]
     assert s.context == [["user", "hi"]] and s.real == "yo"
     assert s.base == s.tuned, "the same model and greedy decoding give the same reply"
-    want = gpt2.greedy(model, prompt, 5, [first, second, dec.special[pf.EOS]])
+    want = gpt2.greedy(model, prompt, 5, [first, second, dec.special[pf.EOS]], report.MIN_NEW_TOKENS)
     assert s.base == report.strip_stops(pf.RUDIALOGPT, dec.decode(want))
 
 
