@@ -22,7 +22,7 @@ BIN := bin
 BRIDGE := $(BIN)/libcbridge.so
 GO_TEST_FLAGS ?= -race
 
-.PHONY: all build bridge deps test check test-go test-python demo demo-run vet bench clean libtorch
+.PHONY: all build bridge deps test check test-go test-python demo demo-run vet bench clean libtorch image image-smoke
 
 all: build
 
@@ -36,7 +36,7 @@ $(BIN)/dialogbot: $(shell find . -name '*.go' -not -path './third_party/*') go.m
 
 # libtorch is looked up when the bridge is built, not when make starts:
 # on a fresh machine `make test` installs it first.
-$(BRIDGE): cbridge/cbridge.cpp cbridge/cbridge.h scripts/build-bridge.sh scripts/find-libtorch.sh
+$(BRIDGE): cbridge/cbridge.cpp cbridge/linear_w8.cpp cbridge/cbridge.h scripts/build-bridge.sh scripts/find-libtorch.sh
 	PYTHON=$(PYTHON) scripts/build-bridge.sh $@
 
 bridge: $(BRIDGE)
@@ -88,6 +88,14 @@ demo-run: build
 
 bench: build
 	$(BIN)/dialogbot bench --model $(MODEL_DIR)
+
+# Container images (docs/deploy.md): the CPU image, built from a local Debian base
+# when no registry is reachable, and its smoke test against a fake Bot API.
+image:
+	deploy/build-image.sh cpu
+
+image-smoke: image
+	deploy/smoke.sh dialogbot:cpu
 
 clean:
 	rm -rf bin build

@@ -37,7 +37,7 @@ func runBench(ctx context.Context, args []string, s stdio) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	env := bench.Env{BLAS: bench.BLASOf(info), Host: bench.HostName(), Date: time.Now().UTC().Format(time.RFC3339)}
+	env := bench.Env{BLAS: strings.Join(info.BLAS, ", "), Host: bench.HostName(), Date: time.Now().UTC().Format(time.RFC3339)}
 	rows, err := bench.All(ctx, cfg, env, s.err, log)
 	if errors.Is(err, bench.ErrBadConfig) {
 		return fmt.Errorf("%w: %w", errUsage, err)
@@ -67,6 +67,7 @@ func parseBenchFlags(args []string, s stdio) (bench.Config, error) {
 	fs.IntVar(&cfg.Warmup, "warmup", -1, "unmeasured warm-up requests per concurrency level, run at that concurrency (-1: max(3, concurrency); 0: none)")
 	fs.StringVar(&cfg.Dtype, "dtype", "", "float32, float16 or bfloat16 (default: as exported)")
 	fs.IntVar(&cfg.Threads, "threads", 0, "libtorch CPU threads (0: all cores)")
+	fs.IntVar(&cfg.Load, "load", 0, "busy threads to run beside the measurement, like that many busy processes on a shared machine (0: none)")
 	fs.IntVar(&cfg.Turns, "turns", 1, "requests per conversation: each prompt is the last one, its reply and --prompt-tokens new tokens, as a chat's history grows")
 	fs.BoolVar(&cfg.NoReuse, "no-reuse", false, "with --turns: run every prompt whole instead of reusing the conversation's cached one (for comparison)")
 	seed := fs.Uint64("seed", 1, "seed of the random prompts")
@@ -102,6 +103,8 @@ func validateBench(c bench.Config) error {
 		return fmt.Errorf("%w: --turns must be at least 1, got %d", errUsage, c.Turns)
 	case c.Threads < 0:
 		return fmt.Errorf("%w: --threads must not be negative, got %d", errUsage, c.Threads)
+	case c.Load < 0:
+		return fmt.Errorf("%w: --load must not be negative, got %d", errUsage, c.Load)
 	}
 	if _, err := config.ParseDType(c.Dtype); err != nil {
 		return fmt.Errorf("%w: --dtype: %w", errUsage, err)

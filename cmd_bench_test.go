@@ -158,6 +158,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"word concurrency", []string{"--model", dir, "--concurrency", "many"}, 2, "positive integers"},
 		{"no new tokens", []string{"--model", dir, "--new-tokens", "0"}, 2, "--new-tokens must be at least 1"},
 		{"no turns", []string{"--model", dir, "--turns", "0"}, 2, "--turns must be at least 1"},
+		{"negative load", []string{"--model", dir, "--load", "-1"}, 2, "--load must not be negative"},
 		{"negative requests", []string{"--model", dir, "--requests", "-1"}, 2, "--requests"},
 		{"bad dtype", []string{"--model", dir, "--dtype", "int4"}, 2, "--dtype: unknown dtype"},
 		{"missing baseline", []string{"--model", dir, "--baseline", filepath.Join(t.TempDir(), "no.jsonl")}, 1, "read --baseline"},

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/dialogbot/dialogbot/internal/config"
@@ -43,14 +42,26 @@ type datasetFlags struct {
 func parseDatasetFlags(args []string, s stdio) (datasetFlags, error) {
 	var f datasetFlags
 	fs := newFlagSet("dataset", s)
-	fs.StringVar(&f.telegram, "telegram", "", "Telegram Desktop JSON export (`FILE`)")
-	fs.StringVar(&f.csv, "csv", "", "dialogue CSV with context_N..context_1,response columns (`FILE`)")
+	f.addSourceFlags(fs)
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "the model's tokenizer.json (`FILE`)")
 	fs.StringVar(&f.out, "out", "", "output `DIR` (see model/dataset/FORMAT.md)")
-	fs.StringVar(&f.chat, "chat", "", "chat `NAME|ID` of a full-account export (default: all chats)")
-	fs.StringVar(&f.speaker, "speaker", "", "learn the replies of this sender only (`NAME|ID`; default: everyone)")
 	fs.StringVar(&f.modelMeta, "model-meta", "", "exported model `DIR` whose dialogbot.json gives the context length and prompt format")
 	fs.StringVar(&f.format, "format", "", "prompt format: rudialogpt or dialogpt (default: the model's, else rudialogpt)")
+	fs.IntVar(&f.preview, "preview", 20, "examples written to preview.jsonl")
+	fs.IntVar(&f.progressMB, "progress-mb", 16, "report progress every `N` MB read (0: never)")
+	if err := parseFlags(fs, args); err != nil {
+		return f, err
+	}
+	return f, f.check()
+}
+
+// addSourceFlags defines the flags that say what the examples are made of;
+// dataset and train share them, so both make the same examples.
+func (f *datasetFlags) addSourceFlags(fs *flag.FlagSet) {
+	fs.StringVar(&f.telegram, "telegram", "", "Telegram Desktop JSON export (`FILE`)")
+	fs.StringVar(&f.csv, "csv", "", "dialogue CSV with context_N..context_1,response columns (`FILE`)")
+	fs.StringVar(&f.chat, "chat", "", "chat `NAME|ID` of a full-account export (default: all chats)")
+	fs.StringVar(&f.speaker, "speaker", "", "learn the replies of this sender only (`NAME|ID`; default: everyone)")
 	fs.StringVar(&f.media, "media", "drop", "media without a caption: drop or placeholder")
 	fs.StringVar(&f.csvRoles, "csv-roles", "alternate", "who wrote the CSV context cells: alternate (back from the response) or user")
 	fs.DurationVar(&f.gap, "gap", 30*time.Minute, "a pause longer than this starts a new dialogue")
@@ -60,20 +71,19 @@ func parseDatasetFlags(args []string, s stdio) (datasetFlags, error) {
 	fs.IntVar(&f.context, "context", 0, "context length in tokens, as serving's model.max_context (default: 512, or the model's if smaller)")
 	fs.IntVar(&f.maxNew, "max-new-tokens", servingDefaults.Generation.MaxNewTokens, "tokens kept free for the reply when cutting the prompt, as in serving")
 	fs.Float64Var(&f.validFraction, "valid-fraction", 0.1, "fraction of the dialogues, the latest, for validation")
-	fs.IntVar(&f.preview, "preview", 20, "examples written to preview.jsonl")
-	fs.IntVar(&f.progressMB, "progress-mb", 16, "report progress every `N` MB read (0: never)")
-	if err := parseFlags(fs, args); err != nil {
-		return f, err
-	}
-	return f, f.check()
 }
 
 func (f datasetFlags) check() error {
+	if f.tokenizer == "" || f.out == "" {
+		return fmt.Errorf("%w: --tokenizer and --out are required", errUsage)
+	}
+	return f.checkSource()
+}
+
+func (f datasetFlags) checkSource() error {
 	switch {
 	case (f.telegram == "") == (f.csv == ""):
 		return fmt.Errorf("%w: give exactly one of --telegram FILE and --csv FILE", errUsage)
-	case f.tokenizer == "" || f.out == "":
-		return fmt.Errorf("%w: --tokenizer and --out are required", errUsage)
 	case f.csv != "" && (f.chat != "" || f.speaker != ""):
 		return fmt.Errorf("%w: --chat and --speaker need --telegram", errUsage)
 	case f.validFraction < 0 || f.validFraction > 1:
@@ -84,11 +94,19 @@ func (f datasetFlags) check() error {
 	return nil
 }
 
+// datasetGCPercent is the garbage collector's target while a dataset is
+// built: Go's default (100) lets the heap grow to twice what is live, which
+// with a chat of hundreds of MB is most of the peak memory. 25 keeps a
+// 200 MB export within twice its size for about 50% more CPU time
+// (docs/train-command.md).
+const datasetGCPercent = 25
+
 func runDataset(ctx context.Context, args []string, s stdio) error {
 	fl, err := parseDatasetFlags(args, s)
 	if err != nil {
 		return err
 	}
+	defer debug.SetGCPercent(debug.SetGCPercent(datasetGCPercent))
 	log := slog.New(slog.NewTextHandler(s.err, nil))
 	cfg, err := fl.config()
 	if err != nil {
@@ -98,21 +116,55 @@ func runDataset(ctx context.Context, args []string, s stdio) error {
 	if err != nil {
 		return err
 	}
-	b := dataset.NewBuilder(tok, cfg)
-	read, err := fl.read(ctx, b, log)
+	job, err := fl.job(cfg, tok.VocabSize(), log)
 	if err != nil {
 		return err
 	}
-	res := b.Finish(read)
-	meta, err := fl.meta(cfg, tok.VocabSize())
+	st, err := dataset.Build(ctx, tok, job)
 	if err != nil {
 		return err
 	}
-	if err := dataset.WriteDir(fl.out, res, meta); err != nil {
-		return err
-	}
-	summarize(s.err, fl.out, res.Stats)
+	summarize(s.err, fl.out, st)
 	return nil
+}
+
+// job is the dataset.Job the flags describe.
+func (f datasetFlags) job(cfg dataset.Config, vocab int, log *slog.Logger) (dataset.Job, error) {
+	roles, err := dataset.ParseCSVRoles(f.csvRoles)
+	if err != nil {
+		return dataset.Job{}, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	media, err := dataset.ParseMediaMode(f.media)
+	if err != nil {
+		return dataset.Job{}, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	meta, err := dataset.TokenizerMeta(f.tokenizer, cfg, vocab)
+	if err != nil {
+		return dataset.Job{}, err
+	}
+	job := dataset.Job{
+		Source:    dataset.Source{Telegram: f.telegram, CSV: f.csv},
+		Telegram:  dataset.TelegramOptions{Chat: f.chat, KeepForwarded: f.forwarded, Media: media, Anonymize: f.anonymize},
+		Dialogue:  dataset.DialogueOptions{Gap: f.gap, Speaker: f.speaker, MaxTurns: f.maxTurns},
+		CSVRoles:  roles,
+		Anonymize: f.anonymize,
+		Config:    cfg,
+		Meta:      meta,
+		Out:       f.out,
+	}
+	if log != nil {
+		job.Warn = log.Warn
+	}
+	if f.progressMB > 0 {
+		path := job.Source.Path()
+		job.ProgressStep = int64(f.progressMB) << 20
+		job.Progress = func(n, total int64) {
+			if total >= job.ProgressStep && n < total {
+				log.Info("reading", "file", path, "MB", n>>20, "of_MB", total>>20, "percent", n*100/total)
+			}
+		}
+	}
+	return job, nil
 }
 
 // config resolves the context length and prompt format: flags first, then
@@ -147,96 +199,7 @@ func (f datasetFlags) config() (dataset.Config, error) {
 	return dataset.Config{Format: pf, Limits: lim, ValidFraction: f.validFraction, Preview: f.preview}, nil
 }
 
-// read parses the source into the builder, one chat at a time.
-func (f datasetFlags) read(ctx context.Context, b *dataset.Builder, log *slog.Logger) (dataset.ReadStats, error) {
-	path := f.telegram + f.csv
-	in, err := openWithProgress(path, f.progressMB, log)
-	if err != nil {
-		return dataset.ReadStats{}, err
-	}
-	defer in.Close()
-	st, err := f.readFrom(ctx, in, b, log)
-	if err != nil {
-		return st, fmt.Errorf("%s: %w", path, err)
-	}
-	return st, nil
-}
-
-func (f datasetFlags) readFrom(ctx context.Context, in io.Reader, b *dataset.Builder, log *slog.Logger) (dataset.ReadStats, error) {
-	if f.csv != "" {
-		roles, err := dataset.ParseCSVRoles(f.csvRoles)
-		if err != nil {
-			return dataset.ReadStats{}, fmt.Errorf("%w: %v", errUsage, err)
-		}
-		samples, st, err := dataset.ReadCSV(in, roles, f.anonymize, b.Skip)
-		if err != nil {
-			return st, err
-		}
-		return st, b.Add(samples)
-	}
-	media, err := dataset.ParseMediaMode(f.media)
-	if err != nil {
-		return dataset.ReadStats{}, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	opt := dataset.TelegramOptions{Chat: f.chat, KeepForwarded: f.forwarded, Media: media, Anonymize: f.anonymize}
-	dopt := dataset.DialogueOptions{Gap: f.gap, Speaker: f.speaker, MaxTurns: f.maxTurns}
-	next := 0
-	return dataset.ReadTelegram(in, opt, func(c dataset.Chat) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var samples []dataset.Sample
-		samples, next = dataset.Samples(c.Messages, dopt, next, b.Skip)
-		if len(samples) == 0 {
-			log.Warn("chat has no dialogue (a channel, or one sender only): 0 examples", "chat", c.Name, "id", c.ID, "type", c.Type, "messages", len(c.Messages))
-		}
-		return b.Add(samples)
-	})
-}
-
-// openWithProgress opens the input; big ones report how far reading got.
-func openWithProgress(path string, stepMB int, log *slog.Logger) (io.ReadCloser, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil || stepMB <= 0 || fi.Size() < int64(stepMB)<<20 {
-		return f, nil
-	}
-	total := fi.Size()
-	pr := &dataset.ProgressReader{R: f, Step: int64(stepMB) << 20, Report: func(n int64) {
-		log.Info("reading", "file", path, "MB", n>>20, "of_MB", total>>20, "percent", n*100/total)
-	}}
-	return struct {
-		io.Reader
-		io.Closer
-	}{pr, f}, nil
-}
-
-func (f datasetFlags) meta(cfg dataset.Config, vocab int) (dataset.Meta, error) {
-	data, err := os.ReadFile(f.tokenizer)
-	if err != nil {
-		return dataset.Meta{}, err
-	}
-	sum := sha256.Sum256(data)
-	return dataset.Meta{
-		PromptFormat: string(cfg.Format), Tokenizer: f.tokenizer, TokenizerSHA256: hex.EncodeToString(sum[:]),
-		VocabSize: vocab, ContextLength: cfg.Limits.Context, MaxNewTokens: cfg.Limits.MaxNewTokens, MaxTurns: cfg.Limits.MaxTurns,
-	}, nil
-}
-
 func summarize(w io.Writer, out string, st dataset.Stats) {
 	fmt.Fprintf(w, "dataset: %d messages, %d dialogues, %d examples (train %d examples / %d tokens, valid %d / %d) -> %s\n",
 		st.Messages, st.Dialogues, st.Examples, st.TrainExamples, st.TrainTokens, st.ValidExamples, st.ValidTokens, out)
-	dropped := 0
-	for _, n := range st.Dropped {
-		dropped += n
-	}
-	switch {
-	case st.Examples == 0 && dropped > 0:
-		fmt.Fprintf(w, "dataset: 0 examples: all %d dialogue samples were too long for the context (--context, --max-new-tokens; see stats.json)\n", dropped)
-	case st.Examples == 0:
-		fmt.Fprintln(w, "dataset: no dialogue found, 0 examples: is this a channel, or a chat with one sender? (see stats.json for what was skipped)")
-	}
 }

@@ -108,8 +108,14 @@ func TestDatasetFixtures(t *testing.T) {
 		{"truncated export", []string{"--telegram", fixture("truncated.json")}, 1, "truncated file at byte 437"},
 		{"malformed export", []string{"--telegram", fixture("malformed.json")}, 1, "malformed JSON at byte"},
 		{"truncated csv", []string{"--csv", fixture("truncated.csv")}, 1, "unterminated quoted cell"},
-		{"channel: no dialogue", []string{"--telegram", fixture("channel.json")}, 0, "is this a channel"},
-		{"every sample too long", []string{"--telegram", fixture("account.json"), "--chat", "Mom", "--context", "8", "--max-new-tokens", "4"}, 0, "too long for the context"},
+		{"channel: no dialogue", []string{"--telegram", fixture("channel.json")}, 1, "no training examples: no dialogue among 3 messages (a channel"},
+		{"every sample too long", []string{"--telegram", fixture("account.json"), "--chat", "Mom", "--context", "8", "--max-new-tokens", "4"}, 1, "no training examples: all 1 dialogue samples were too long for the context"},
+		{"unknown speaker", []string{"--telegram", fixture("account.json"), "--speaker", "Mum"}, 1, `--speaker "Mum" matches no sender (give a name or an id); senders by messages: "Me" (user1) 2, "Mom" (user10) 1`},
+		{"speaker who never answers", []string{"--telegram", fixture("channel.json"), "--speaker", "News"}, 1, `"News" never answers anyone else`},
+		{"bom json", []string{"--telegram", bomCopy(t, fixture("single_old.json"))}, 0, "examples"},
+		{"bom csv, quoted header", []string{"--csv", bomCopy(t, fixture("dialogues.csv"))}, 0, "3 examples"},
+		{"persian bot chat, 2020 export", []string{"--telegram", fixture("persian_bot_2020.json"), "--speaker", "ربات هواشناسی"}, 0, "5 examples"},
+		{"excel csv: semicolons", []string{"--csv", fixture("excel.csv")}, 0, "2 examples"},
 		{"chat not found", []string{"--telegram", fixture("account.json"), "--chat", "Dad"}, 1, `chat "Dad" not found`},
 		{"one chat of an account", []string{"--telegram", fixture("account.json"), "--chat", "Mom", "--anonymize"}, 0, "1 examples"},
 		{"missing file", []string{"--telegram", fixture("nope.json")}, 1, "no such file"},
@@ -126,6 +132,21 @@ func TestDatasetFixtures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bomCopy is a copy of a fixture with a UTF-8 byte order mark in front, as
+// Windows tools write it.
+func bomCopy(tb testing.TB, path string) string {
+	tb.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := filepath.Join(tb.TempDir(), "bom-"+filepath.Base(path))
+	if err := os.WriteFile(out, append([]byte("\ufeff"), data...), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }
 
 // TestDatasetContextMatchesServing: with a model's metadata the examples are

@@ -8,6 +8,7 @@ import (
 	"github.com/dialogbot/dialogbot/bot"
 	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/internal/loader"
+	"github.com/dialogbot/dialogbot/internal/pgstore"
 )
 
 func init() {
@@ -42,7 +43,16 @@ func runServe(ctx context.Context, args []string, s stdio) error {
 			log.Error("closing the model failed", "err", err)
 		}
 	}()
-	b, err := bot.New(botOptions(cfg), replier, log)
+	opts := botOptions(cfg)
+	if cfg.Storage.URL != "" {
+		store, err := pgstore.Open(ctx, cfg.Storage.URL, cfg.Bot.HistoryTurns)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		opts.Store = store
+	}
+	b, err := bot.New(opts, replier, log)
 	if err != nil {
 		return err
 	}
@@ -63,6 +73,7 @@ func botOptions(cfg config.Config) bot.Options {
 	o := bot.DefaultOptions()
 	o.Token, o.APIURL, o.Mode = t.Token, t.APIURL, t.Mode
 	o.WebhookListen, o.WebhookPath, o.WebhookURL, o.WebhookSecret = t.WebhookListen, t.WebhookPath, t.WebhookURL, t.WebhookSecret
+	o.WebhookMaxConnections = t.WebhookMaxConnections
 	o.AdminIDs, o.AllowedUserIDs, o.AllowedChatIDs = t.AdminIDs, t.AllowedUserIDs, t.AllowedChatIDs
 	o.Texts = bot.Texts{
 		Greeting: t.Greeting, Help: t.Help, Apology: t.Apology, TooLong: t.TooLong,
@@ -73,5 +84,6 @@ func botOptions(cfg config.Config) bot.Options {
 	o.ReplyTimeout = cfg.Generation.Timeout
 	o.Limits = bot.Limits{ChatPerSecond: b.ChatPerSecond, GroupPerMinute: b.GroupPerMinute, GlobalPerSecond: b.GlobalPerSecond}
 	o.MaxConcurrent, o.QueueSize, o.ShutdownGrace = b.MaxConcurrent, b.QueueSize, b.ShutdownGrace
+	o.SendDeadline, o.ClaimTTL = b.SendDeadline, cfg.Storage.ClaimTTL
 	return o
 }

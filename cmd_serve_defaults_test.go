@@ -1,15 +1,23 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/bot"
 	"github.com/dialogbot/dialogbot/internal/config"
+	"github.com/dialogbot/dialogbot/internal/fakemodel"
+	"github.com/dialogbot/dialogbot/internal/loader"
 	"github.com/dialogbot/dialogbot/internal/telegramtest"
 	"github.com/dialogbot/dialogbot/internal/testmodel"
+	"github.com/dialogbot/dialogbot/model/dialog"
+	"github.com/dialogbot/dialogbot/model/engine"
+	"github.com/dialogbot/dialogbot/model/tokenizer"
 )
 
 // chatLines are a private chat's messages, one after another.
@@ -68,4 +76,72 @@ func engineStatsLine(tb testing.TB, log string) (prompt, reused int) {
 		tb.Fatalf("the engine stats line counts no prompt tokens: %s", m[0])
 	}
 	return prompt, reused
+}
+
+// TestDefaultConfigWiredToAFakeModelReusesPrompts builds what serve builds
+// from the shipped default config (bot, store, generator, engine), on a
+// fake model instead of libtorch so that it runs everywhere, and checks the
+// share of prompt tokens the engine found cached over a 20-message chat.
+func TestDefaultConfigWiredToAFakeModelReusesPrompts(t *testing.T) {
+	cfg := config.Default()
+	api := telegramtest.New(t)
+	cfg.Telegram.Token, cfg.Telegram.APIURL = telegramtest.Token, api.URL
+	cfg.Storage.Path = filepath.Join(t.TempDir(), "bot.db")
+	log := slog.New(slog.NewTextHandler(serveLog(t), nil))
+
+	tok, err := tokenizer.LoadTokenizer(filepath.Join("model", "tokenizer", "testdata", "tokenizer", "tiny.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := fakemodel.New(57, cfg.Model.Slots, cfg.Model.MaxContext)
+	fm.Shape = shortReplies(tok)
+	eng := engine.NewEngine(fm, loader.EngineOptions(config.DeviceCPU))
+	defer eng.Close()
+	// The tiny tokenizer has <|endoftext|> but not ruDialoGPT's tags, so the
+	// prompts are in DialoGPT's format; the window is the same.
+	gen, err := loader.NewGenerator(eng, tok, dialog.FormatDialoGPT, fm.Capacity(), cfg.Generation, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bot.New(botOptions(cfg), loader.ReplierFor(gen, cfg.Generation, log), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+
+	lines := []string{"ok", "abc?", "sos 12!", "a b c", "ok ok", "cab?", "12 21", "so", "oka!", "bob",
+		"kick", "abba?", "sack 1", "ok!", "coco", "boss?", "cask", "22!", "ask", "bye? ok"}
+	for i, line := range lines {
+		api.Push(privateMsg(42, line))
+		api.WaitSent(t, 42, i+1)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("bot: %v", err)
+	}
+	st := eng.Stats()
+	share := float64(st.ReusedTokens) / float64(st.PromptTokens)
+	t.Logf("%d messages: %d of %d prompt tokens reused (%.0f%%)", len(lines), st.ReusedTokens, st.PromptTokens, 100*share)
+	if share < 0.5 {
+		t.Errorf("%d of %d prompt tokens reused (%.0f%%), want at least 50%%", st.ReusedTokens, st.PromptTokens, 100*share)
+	}
+}
+
+// shortReplies shapes the fake model's logits like a dialogue model's: only
+// tokens that decode to text, and the end of the reply about as likely as
+// the best of them, so replies run a few tokens.
+func shortReplies(tok *tokenizer.Tokenizer) func([]float32) {
+	eos, _ := tok.TokenID(dialog.EOS)
+	return func(logits []float32) {
+		best := float32(-1e9)
+		for id := range logits {
+			if id != eos && tok.Decode([]int{id}) == "" {
+				logits[id] = -100
+			}
+			best = max(best, logits[id])
+		}
+		logits[eos] = best
+	}
 }

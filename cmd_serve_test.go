@@ -130,7 +130,7 @@ func checkHistory(t *testing.T, db string, chatID int64, want ...dialog.Turn) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	got, err := store.History(context.Background(), chatID)
+	got, err := store.History(context.Background(), chatID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,8 +264,8 @@ func (s *serving) stop(tb testing.TB) {
 			if code != 0 {
 				tb.Errorf("serve exited with %d, want 0", code)
 			}
-		case <-time.After(10 * time.Second):
-			tb.Fatalf("serve did not exit within 10s of cancellation")
+		case <-time.After(time.Minute):
+			tb.Fatalf("serve did not exit within a minute of cancellation")
 		}
 	})
 }
@@ -335,7 +335,8 @@ func TestBotOptionsFromConfig(t *testing.T) {
 		t.Fatalf("options from the default config do not validate: %v", err)
 	}
 	if o.Token != validToken || o.AdminIDs[0] != 5 || o.GroupChance != 15 || o.StorePath != cfg.Storage.Path ||
-		o.Texts.Greeting != cfg.Telegram.Greeting || o.ReplyTimeout != cfg.Generation.Timeout {
+		o.Texts.Greeting != cfg.Telegram.Greeting || o.ReplyTimeout != cfg.Generation.Timeout ||
+		o.SendDeadline != cfg.Bot.SendDeadline || o.WebhookMaxConnections != cfg.Telegram.WebhookMaxConnections {
 		t.Errorf("options %+v do not follow the config", o)
 	}
 }

@@ -58,13 +58,24 @@ func TestPrivateMessageGetsReply(t *testing.T) {
 func TestTypingWhileGenerating(t *testing.T) {
 	f := newFakeAPI(t)
 	// The reply comes only once "typing" was sent twice: it is shown, and repeated.
+	// (It runs on the bot's goroutine, so it returns an error rather than
+	// failing the test: the test goroutine then misses the reply.)
 	slow := replierFunc(func(ctx context.Context, chatID int64, _ []dialog.Turn) (string, error) {
-		waitFor(t, "typing twice", func() bool { return f.actionsIn(chatID) >= 2 })
+		for f.actionsIn(chatID) < 2 {
+			select {
+			case <-ctx.Done():
+				return "", fmt.Errorf("typing was not sent twice: %w", ctx.Err())
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
 		return "done", nil
 	})
 	startBot(t, f, slow, testOptions(t, f))
 	f.push(private(42, "think hard"))
 	waitFor(t, "reply", func() bool { return len(f.sentTo(42)) == 1 })
+	if got := texts(f.sentTo(42)); !slices.Equal(got, []string{"done"}) {
+		t.Errorf("sent %q, want the reply after two typing actions", got)
+	}
 }
 
 func TestCommands(t *testing.T) {
@@ -257,7 +268,7 @@ func TestRestartKeepsHistory(t *testing.T) {
 
 func TestRetryAfterIsWaitedOutAndSentOnce(t *testing.T) {
 	f := newFakeAPI(t)
-	f.inject("sendMessage", fault{status: http.StatusTooManyRequests, retryAfter: 1})
+	f.inject("sendMessage", fault{Status: http.StatusTooManyRequests, RetryAfter: 1})
 	startBot(t, f, &recorder{}, testOptions(t, f))
 	start := time.Now()
 	f.push(private(42, "hi"))
@@ -338,7 +349,7 @@ func TestPollingDeletesWebhook(t *testing.T) {
 
 func TestSurvivesErrors(t *testing.T) {
 	f := newFakeAPI(t)
-	f.inject("getUpdates", fault{status: http.StatusInternalServerError}, fault{network: true}, fault{status: http.StatusBadGateway})
+	f.inject("getUpdates", fault{Status: http.StatusInternalServerError}, fault{Network: true}, fault{Status: http.StatusBadGateway})
 	opts := testOptions(t, f)
 	opts.Texts.Apology = "sorry"
 	replier := replierFunc(func(_ context.Context, _ int64, turns []dialog.Turn) (string, error) {
@@ -366,13 +377,13 @@ func TestSurvivesErrors(t *testing.T) {
 		}
 	}
 
-	// A send that fails with a server error is not retried (it may have
-	// arrived), and the bot goes on.
-	f.inject("sendMessage", fault{status: http.StatusInternalServerError}, fault{network: true})
-	f.push(private(43, "lost"), private(43, "lost too"), private(43, "arrives"))
-	waitFor(t, "the answer after the failures", func() bool { return len(f.sentTo(43)) == 1 })
-	if got := texts(f.sentTo(43)); !slices.Equal(got, []string{"echo: arrives"}) {
-		t.Errorf("sent %q, want only the last answer", got)
+	// Sends that fail with a server error, or whose connection is reset
+	// before the request was sent, are retried; the bot goes on.
+	f.inject("sendMessage", fault{Status: http.StatusInternalServerError}, fault{ResetBefore: true})
+	f.push(private(43, "retried"), private(43, "arrives"))
+	waitFor(t, "the answers after the failures", func() bool { return len(f.sentTo(43)) == 2 })
+	if got := texts(f.sentTo(43)); !slices.Equal(got, []string{"echo: retried", "echo: arrives"}) {
+		t.Errorf("sent %q, want both answers once", got)
 	}
 }
 

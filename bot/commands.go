@@ -33,40 +33,40 @@ func (b *Bot) parseCommand(text string) (name, args string) {
 	return strings.ToLower(name), strings.TrimSpace(args)
 }
 
-func (b *Bot) command(ctx context.Context, msg *telego.Message) {
+func (b *Bot) command(ctx context.Context, j *job, msg *telego.Message) {
 	name, args := b.parseCommand(msg.Text)
 	switch name {
 	case "":
 	case "start":
-		b.reply(ctx, msg, b.opts.Texts.Greeting)
-		b.notifyAdmins(ctx, msg)
+		b.reply(ctx, j, msg, b.opts.Texts.Greeting)
+		b.notifyAdmins(ctx, j, msg)
 	case "help":
-		b.reply(ctx, msg, b.opts.Texts.Help)
+		b.reply(ctx, j, msg, b.opts.Texts.Help)
 	case "reset":
 		if err := b.store.Reset(ctx, msg.Chat.ID); err != nil {
 			b.log.Error("reset failed", "chat_id", msg.Chat.ID, "err", err)
-			b.reply(ctx, msg, b.opts.Texts.Apology)
+			b.reply(ctx, j, msg, b.opts.Texts.Apology)
 			return
 		}
-		b.reply(ctx, msg, b.opts.Texts.ResetReply)
+		b.reply(ctx, j, msg, b.opts.Texts.ResetReply)
 	case "chance":
-		b.reply(ctx, msg, b.setChance(ctx, msg, args))
+		b.reply(ctx, j, msg, b.setChance(ctx, msg, args))
 	default:
 		if !isGroup(msg.Chat) { // in groups the command is likely another bot's
-			b.reply(ctx, msg, b.opts.Texts.Help)
+			b.reply(ctx, j, msg, b.opts.Texts.Help)
 		}
 	}
 }
 
 // notifyAdmins tells every admin who started the bot.
-func (b *Bot) notifyAdmins(ctx context.Context, msg *telego.Message) {
+func (b *Bot) notifyAdmins(ctx context.Context, j *job, msg *telego.Message) {
 	if msg.From == nil {
 		return
 	}
 	text := "New user started the bot: " + describeUser(*msg.From)
 	for _, id := range b.opts.AdminIDs {
 		chat := telego.Chat{ID: id, Type: telego.ChatTypePrivate}
-		if err := b.send.sendText(ctx, chat, 0, text); err != nil {
+		if err := b.say(ctx, j, chat, 0, text); err != nil {
 			b.log.Error("notifying an admin failed", "admin_id", id, "err", err)
 		}
 	}

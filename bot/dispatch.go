@@ -10,105 +10,105 @@ import (
 )
 
 // dispatcher keeps each chat's updates in order while chats run in parallel:
-// one worker goroutine per active chat drains that chat's bounded queue, a
-// semaphore bounds how many updates are handled at once, and a worker idle
-// for a while exits so quiet chats cost nothing.
+// one worker goroutine per active chat takes that chat's updates one at a
+// time, a semaphore bounds how many are handled at once, and a worker idle
+// for a while exits so quiet chats cost nothing. Every update it gets is in
+// the inbox already, so nothing queued here is lost with the process.
 type dispatcher struct {
-	handle    func(ctx context.Context, u telego.Update)
+	handle    func(ctx context.Context, j *job)
 	log       *slog.Logger
 	queueSize int
 	idle      time.Duration
 	sem       chan struct{}
 
+	// idle, when set, is called when a chat's worker retires (its queue
+	// stayed empty): a shared store releases the chat's claim.
+	onIdle func(key queueKey)
+
 	mu      sync.Mutex
-	chats   map[int64]chan telego.Update
-	recent  recentIDs
+	chats   map[queueKey]*chatQueue
+	known   map[int]bool // update ids queued or being handled
 	closing bool
 	wg      sync.WaitGroup
 }
 
-// recentIDs remembers the last update ids seen. Telegram redelivers a
-// webhook update it thinks was not received, and answering it again would
-// send the same reply twice.
-type recentIDs struct {
-	seen map[int]bool
-	ring []int
-	next int
+// queueKey is the queue an update goes to: its chat's, or, for an update
+// without a chat, one of its own, so such updates never wait behind (or
+// crowd) a real chat's.
+type queueKey struct {
+	chat int64
+	solo int // the update id of an update without a chat
 }
 
-const recentUpdates = 4096
-
-// add records id and reports whether it is new.
-func (r *recentIDs) add(id int) bool {
-	if r.seen == nil {
-		r.seen, r.ring = map[int]bool{}, make([]int, 0, recentUpdates)
-	}
-	if r.seen[id] {
-		return false
-	}
-	if len(r.ring) < recentUpdates {
-		r.ring = append(r.ring, id)
-	} else {
-		delete(r.seen, r.ring[r.next])
-		r.ring[r.next] = id
-		r.next = (r.next + 1) % recentUpdates
-	}
-	r.seen[id] = true
-	return true
+type chatQueue struct {
+	jobs []*job
+	wake chan struct{} // signalled (capacity 1) when jobs are added or the dispatcher closes
 }
 
-func newDispatcher(handle func(context.Context, telego.Update), log *slog.Logger, o Options) *dispatcher {
+func newDispatcher(handle func(context.Context, *job), log *slog.Logger, o Options) *dispatcher {
 	return &dispatcher{
 		handle: handle, log: log, queueSize: o.QueueSize, idle: o.IdleTimeout,
 		sem:   make(chan struct{}, o.MaxConcurrent),
-		chats: map[int64]chan telego.Update{},
+		chats: map[queueKey]*chatQueue{}, known: map[int]bool{},
 	}
 }
 
-// dispatch queues an update on its chat's worker, starting one if needed. It
-// never blocks: a chat that floods past its queue loses the excess rather than
-// stalling every other chat.
-func (d *dispatcher) dispatch(ctx context.Context, u telego.Update) {
-	key := chatKey(u)
+// dispatch queues updates on their chats' workers, starting them as needed.
+// It never blocks.
+func (d *dispatcher) dispatch(ctx context.Context, jobs ...*job) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closing {
-		return
+		return // accepted all the same: the next start handles them
 	}
-	if !d.recent.add(u.UpdateID) {
-		d.log.Info("duplicate update ignored", "update_id", u.UpdateID)
-		return
+	for _, j := range jobs {
+		if d.known[j.in.UpdateID] {
+			continue // claimed again while still queued here
+		}
+		d.known[j.in.UpdateID] = true
+		key := keyOf(j)
+		q, ok := d.chats[key]
+		if !ok {
+			q = &chatQueue{wake: make(chan struct{}, 1)}
+			d.chats[key] = q
+			d.wg.Add(1)
+			go d.work(ctx, key, q)
+		}
+		q.jobs = append(q.jobs, j)
+		signal(q.wake)
 	}
-	q, ok := d.chats[key]
-	if !ok {
-		q = make(chan telego.Update, d.queueSize)
-		d.chats[key] = q
-		d.wg.Add(1)
-		go d.work(ctx, key, q)
-	}
+}
+
+func signal(c chan struct{}) {
 	select {
-	case q <- u:
+	case c <- struct{}{}:
 	default:
-		d.log.Warn("chat queue full, dropping update", "chat_id", key, "update_id", u.UpdateID)
 	}
 }
 
 // work handles one chat's updates in order until the queue stays empty for
 // the idle time or the dispatcher closes.
-func (d *dispatcher) work(ctx context.Context, key int64, q chan telego.Update) {
+func (d *dispatcher) work(ctx context.Context, key queueKey, q *chatQueue) {
 	defer d.wg.Done()
 	idle := time.NewTimer(d.idle)
 	defer idle.Stop()
 	for {
-		select {
-		case u, ok := <-q:
-			if !ok {
-				return // closed and drained
-			}
-			d.run(ctx, u)
+		j, closing := d.next(q)
+		if j != nil {
+			d.run(ctx, j)
 			idle.Reset(d.idle)
+			continue
+		}
+		if closing {
+			return
+		}
+		select {
+		case <-q.wake:
 		case <-idle.C:
 			if d.retire(key, q) {
+				if d.onIdle != nil {
+					d.onIdle(key)
+				}
 				return
 			}
 			idle.Reset(d.idle)
@@ -116,36 +116,62 @@ func (d *dispatcher) work(ctx context.Context, key int64, q chan telego.Update) 
 	}
 }
 
-// retire removes an idle worker unless an update slipped in meanwhile; it is
-// done under the lock so dispatch never queues on a worker that has gone.
-func (d *dispatcher) retire(key int64, q chan telego.Update) bool {
+// next takes a queue's oldest update. One with more of its chat's updates
+// waiting behind it than the queue size is marked overflow: it becomes
+// context for a newer one instead of getting an answer of its own.
+func (d *dispatcher) next(q *chatQueue) (*job, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(q) > 0 {
+	if len(q.jobs) == 0 {
+		return nil, d.closing
+	}
+	j := q.jobs[0]
+	q.jobs[0] = nil
+	q.jobs = q.jobs[1:]
+	j.overflow = len(q.jobs) >= d.queueSize
+	return j, false
+}
+
+// retire removes an idle worker unless an update slipped in meanwhile; it is
+// done under the lock so dispatch never queues on a worker that has gone.
+func (d *dispatcher) retire(key queueKey, q *chatQueue) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(q.jobs) > 0 {
 		return false
 	}
 	delete(d.chats, key)
 	return true
 }
 
-func (d *dispatcher) run(ctx context.Context, u telego.Update) {
+func (d *dispatcher) run(ctx context.Context, j *job) {
 	select {
 	case d.sem <- struct{}{}:
 	case <-ctx.Done():
-		return // shutting down: what is still queued is dropped
+		return // shutting down: it stays in the inbox for the next start
 	}
 	defer func() { <-d.sem }()
-	d.handle(ctx, u)
+	defer d.forget(j)
+	if ctx.Err() != nil {
+		return
+	}
+	d.handle(ctx, j)
+}
+
+func (d *dispatcher) forget(j *job) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.known, j.in.UpdateID)
 }
 
 // close stops taking updates, lets the workers drain their queues within
-// grace, then cancels what is left through cancel and waits for every worker.
+// grace, then cancels what is left through cancel (it stays in the inbox)
+// and waits for every worker.
 func (d *dispatcher) close(grace time.Duration, cancel context.CancelFunc) {
 	d.mu.Lock()
 	d.closing = true
-	for key, q := range d.chats {
-		close(q)
-		delete(d.chats, key)
+	for _, q := range d.chats {
+		signal(q.wake)
 	}
 	d.mu.Unlock()
 	done := make(chan struct{})
@@ -160,12 +186,11 @@ func (d *dispatcher) close(grace time.Duration, cancel context.CancelFunc) {
 	}
 }
 
-// chatKey is the chat an update belongs to; updates without one share key 0.
-func chatKey(u telego.Update) int64 {
-	if m := updateMessage(u); m != nil {
-		return m.Chat.ID
+func keyOf(j *job) queueKey {
+	if m := updateMessage(j.u); m != nil {
+		return queueKey{chat: m.Chat.ID}
 	}
-	return 0
+	return queueKey{solo: j.in.UpdateID}
 }
 
 func updateMessage(u telego.Update) *telego.Message {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,20 +16,24 @@ import (
 	ta "github.com/mymmrac/telego/telegoapi"
 )
 
+func testJob(id int, m *telego.Message) *job {
+	return &job{in: Incoming{UpdateID: id}, u: telego.Update{UpdateID: id, Message: m}}
+}
+
 func TestDispatcherKeepsOrderAndRetiresIdleWorkers(t *testing.T) {
 	before := runtime.NumGoroutine()
 	var mu sync.Mutex
 	seen := map[int64][]int{}
-	handle := func(_ context.Context, u telego.Update) {
+	handle := func(_ context.Context, j *job) {
 		mu.Lock()
 		defer mu.Unlock()
-		seen[u.Message.Chat.ID] = append(seen[u.Message.Chat.ID], u.UpdateID)
+		seen[j.u.Message.Chat.ID] = append(seen[j.u.Message.Chat.ID], j.u.UpdateID)
 	}
 	o := Options{MaxConcurrent: 2, QueueSize: 100, IdleTimeout: time.Millisecond}
 	d := newDispatcher(handle, slog.New(slog.NewTextHandler(io.Discard, nil)), o)
 	ctx := context.Background()
 	for i := range 300 {
-		d.dispatch(ctx, telego.Update{UpdateID: i, Message: private(int64(i%3), "x")})
+		d.dispatch(ctx, testJob(i, private(int64(i%3), "x")))
 	}
 	waitFor(t, "idle workers to retire", func() bool {
 		d.mu.Lock()
@@ -49,64 +54,66 @@ func TestDispatcherKeepsOrderAndRetiresIdleWorkers(t *testing.T) {
 	d.close(time.Second, func() {})
 }
 
-func TestDispatcherDropsBeyondQueue(t *testing.T) {
+// A chat with more waiting than the queue holds gets its oldest updates
+// marked as overflow (context only), never dropped, and in order.
+func TestDispatcherMarksOverflow(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
-	handled := 0
-	handle := func(context.Context, telego.Update) {
+	var ids []int
+	var overflow []bool
+	handle := func(_ context.Context, j *job) {
 		<-release
 		mu.Lock()
-		handled++
-		mu.Unlock()
+		defer mu.Unlock()
+		ids = append(ids, j.in.UpdateID)
+		overflow = append(overflow, j.overflow)
 	}
 	o := Options{MaxConcurrent: 1, QueueSize: 2, IdleTimeout: time.Minute}
 	d := newDispatcher(handle, slog.New(slog.NewTextHandler(io.Discard, nil)), o)
+	// The worker may take update 0 before the rest arrive; from then on each
+	// update is marked by what waits behind it when it is taken.
 	for i := range 10 {
-		d.dispatch(context.Background(), telego.Update{UpdateID: i, Message: private(1, "x")})
+		d.dispatch(context.Background(), testJob(i, private(1, "x")))
 	}
 	close(release)
 	d.close(time.Second, func() {})
-	// the first is taken by the worker (or queued), two more fit the queue
-	if handled < 2 || handled > 3 {
-		t.Errorf("%d updates handled, want the queue's worth (2 or 3)", handled)
+	if !slices.Equal(ids, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+		t.Fatalf("handled %v, want all ten in order", ids)
 	}
-}
-
-func TestDispatcherIgnoresRedeliveredUpdates(t *testing.T) {
-	var mu sync.Mutex
-	handled := map[int]int{}
-	handle := func(_ context.Context, u telego.Update) {
-		mu.Lock()
-		defer mu.Unlock()
-		handled[u.UpdateID]++
-	}
-	o := Options{MaxConcurrent: 2, QueueSize: 100, IdleTimeout: time.Minute}
-	d := newDispatcher(handle, slog.New(slog.NewTextHandler(io.Discard, nil)), o)
-	for _, id := range []int{7, 8, 7, 9, 8, 7} { // a webhook redelivers 7 and 8
-		d.dispatch(context.Background(), telego.Update{UpdateID: id, Message: private(1, "x")})
-	}
-	d.close(time.Second, func() {})
-	if handled[7] != 1 || handled[8] != 1 || handled[9] != 1 {
-		t.Errorf("handled %v, want each update once", handled)
-	}
-}
-
-func TestRecentIDsForgetsTheOldest(t *testing.T) {
-	var r recentIDs
-	for id := range recentUpdates + 1 {
-		if !r.add(id) {
-			t.Fatalf("id %d reported as seen", id)
+	// Updates 1..7 had at least 2 behind them; 8 and 9 are answered.
+	for i := 1; i < 10; i++ {
+		if want := i <= 7; overflow[i] != want {
+			t.Errorf("update %d overflow = %v, want %v (all: %v)", i, overflow[i], want, overflow)
 		}
 	}
-	if r.add(recentUpdates) {
-		t.Error("the newest id was forgotten")
+}
+
+// Updates without a chat each get a queue of their own: they neither wait
+// behind a busy chat nor share one queue among themselves.
+func TestDispatcherChatlessUpdatesDoNotQueueWithChats(t *testing.T) {
+	block := make(chan struct{})
+	done := make(chan int, 10)
+	handle := func(_ context.Context, j *job) {
+		if j.u.Message != nil {
+			<-block // the chat is busy
+		}
+		done <- j.in.UpdateID
 	}
-	if !r.add(0) {
-		t.Error("the oldest id is still remembered beyond the bound")
+	o := Options{MaxConcurrent: 4, QueueSize: 1, IdleTimeout: time.Minute}
+	d := newDispatcher(handle, slog.New(slog.NewTextHandler(io.Discard, nil)), o)
+	d.dispatch(context.Background(), testJob(1, private(0, "x")), testJob(2, private(0, "y")))
+	for id := 3; id < 6; id++ {
+		d.dispatch(context.Background(), &job{in: Incoming{UpdateID: id}, u: telego.Update{UpdateID: id}})
 	}
-	if len(r.seen) != recentUpdates {
-		t.Errorf("%d ids remembered, want %d", len(r.seen), recentUpdates)
+	got := map[int]bool{}
+	for range 3 {
+		got[<-done] = true
 	}
+	if !got[3] || !got[4] || !got[5] {
+		t.Errorf("chatless updates handled: %v, want 3, 4 and 5 while chat 0 is busy", got)
+	}
+	close(block)
+	d.close(time.Second, func() {})
 }
 
 func TestPollHint(t *testing.T) {

@@ -18,11 +18,7 @@ var botUser = telegramtest.BotUser
 type sent = telegramtest.Sent
 
 // fault is an error the fake server answers one call with.
-type fault struct {
-	status     int  // HTTP status and Bot API error_code
-	retryAfter int  // seconds, for 429
-	network    bool // drop the connection without an answer
-}
+type fault = telegramtest.Fault
 
 // fakeAPI is the fake server; srv is the same server, for its URL.
 type fakeAPI struct {
@@ -38,9 +34,7 @@ func newFakeAPI(t testing.TB) *fakeAPI {
 func (f *fakeAPI) push(msgs ...*telego.Message) { f.Push(msgs...) }
 
 func (f *fakeAPI) inject(method string, faults ...fault) {
-	for _, flt := range faults {
-		f.Inject(method, telegramtest.Fault{Status: flt.status, RetryAfter: flt.retryAfter, Network: flt.network})
-	}
+	f.Inject(method, faults...)
 }
 
 func (f *fakeAPI) setStatus(chatID, userID int64, status string) { f.SetStatus(chatID, userID, status) }

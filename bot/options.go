@@ -25,6 +25,11 @@ type Options struct {
 	WebhookPath   string // path Telegram posts updates to, e.g. "/telegram"
 	WebhookURL    string // public URL given to setWebhook
 	WebhookSecret string // checked on every webhook request
+	// WebhookMaxConnections is setWebhook's max_connections (1-100).
+	WebhookMaxConnections int
+	// WebhookMaxOpen bounds the webhook server's open connections: past it
+	// the longest-idle one is closed.
+	WebhookMaxOpen int
 
 	AdminIDs       []int64 // notified on /start
 	AllowedUserIDs []int64 // with AllowedChatIDs: both empty = everyone
@@ -32,7 +37,8 @@ type Options struct {
 
 	Texts Texts
 
-	StorePath    string        // SQLite file with histories and settings
+	StorePath    string        // SQLite file with histories, settings and the inbox
+	Store        Storage       // used instead of StorePath when set (the caller closes it)
 	HistoryTurns int           // most turns kept per chat and given to the Replier (see Store.Append)
 	GroupChance  int           // percent chance of joining a group unprompted, for chats without /chance
 	ReplyTimeout time.Duration // bound on one Replier call
@@ -40,15 +46,27 @@ type Options struct {
 	Limits Limits
 
 	MaxConcurrent  int           // updates handled at once over all chats
-	QueueSize      int           // updates waiting per chat; more are dropped
+	QueueSize      int           // updates waiting per chat; older ones past it become context of the newer
 	IdleTimeout    time.Duration // an idle chat worker exits after this
 	ShutdownGrace  time.Duration // replies in flight get this long to finish on shutdown
 	TypingInterval time.Duration // "typing" is repeated this often while generating
 	PollTimeout    time.Duration // long-polling timeout of getUpdates
-	RetryBackoff   time.Duration // first wait after a failed getUpdates or a refused connection
+	RetryBackoff   time.Duration // first wait after a failed call; doubled each time up to 30 s
+	// SendDeadline bounds the retries of one message; then it is dropped
+	// and the user gets the apology, if that can be sent within ApologyDeadline.
+	SendDeadline    time.Duration
+	ApologyDeadline time.Duration
+	// ClaimTTL is how long a replica's claim on a chat lives without
+	// renewal (a store shared by replicas): how soon the chats of a replica
+	// that died are taken over. Renewed every second.
+	ClaimTTL time.Duration
 
-	HTTPClient *http.Client // default: a client of its own, closed on exit
-	Rand       *rand.Rand   // for the group chance; default seeded from the clock
+	// HTTPClient defaults to a client of its own, closed on exit. One given
+	// here needs an ExpectContinueTimeout (http.DefaultTransport's is 1 s):
+	// without it a reset before Telegram read a message cannot be told from
+	// one after, and the message is taken as sent.
+	HTTPClient *http.Client
+	Rand       *rand.Rand // for the group chance; default seeded from the clock
 }
 
 // Texts are what the bot says besides generated replies.
@@ -80,17 +98,22 @@ func DefaultOptions() Options {
 			TooLong:    "Sorry, your message is too long for me.",
 			ResetReply: "Okay, I have forgotten our conversation.",
 		},
-		StorePath:      "dialogbot.db",
-		HistoryTurns:   12,
-		ReplyTimeout:   30 * time.Second,
-		Limits:         Limits{ChatPerSecond: 1, GroupPerMinute: 20, GlobalPerSecond: 30},
-		MaxConcurrent:  16,
-		QueueSize:      32,
-		IdleTimeout:    time.Minute,
-		ShutdownGrace:  3 * time.Second,
-		TypingInterval: 4 * time.Second,
-		PollTimeout:    25 * time.Second,
-		RetryBackoff:   time.Second,
+		StorePath:             "dialogbot.db",
+		HistoryTurns:          12,
+		ReplyTimeout:          30 * time.Second,
+		Limits:                Limits{ChatPerSecond: 1, GroupPerMinute: 20, GlobalPerSecond: 30},
+		MaxConcurrent:         16,
+		QueueSize:             32,
+		IdleTimeout:           time.Minute,
+		ShutdownGrace:         3 * time.Second,
+		TypingInterval:        4 * time.Second,
+		PollTimeout:           25 * time.Second,
+		RetryBackoff:          time.Second,
+		SendDeadline:          time.Minute,
+		ApologyDeadline:       10 * time.Second,
+		WebhookMaxConnections: 40,
+		WebhookMaxOpen:        256,
+		ClaimTTL:              15 * time.Second,
 	}
 }
 
@@ -111,8 +134,14 @@ func (o Options) Validate() error {
 		return errors.New("max concurrent and queue size must be at least 1")
 	case o.Limits.ChatPerSecond <= 0 || o.Limits.GroupPerMinute <= 0 || o.Limits.GlobalPerSecond <= 0:
 		return errors.New("rate limits must be positive")
-	case o.StorePath == "":
+	case o.StorePath == "" && o.Store == nil:
 		return errors.New("empty store path")
+	case o.WebhookMaxConnections < 1 || o.WebhookMaxConnections > 100:
+		return fmt.Errorf("webhook max connections %d: want 1..100", o.WebhookMaxConnections)
+	case o.WebhookMaxOpen < 1:
+		return errors.New("webhook max open connections must be at least 1")
+	case o.ClaimTTL < 2*time.Second:
+		return fmt.Errorf("claim TTL %v: want at least 2s (claims are renewed every second)", o.ClaimTTL)
 	}
 	return nil
 }
@@ -141,6 +170,11 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.TypingInterval, d.TypingInterval)
 	setDefault(&o.PollTimeout, d.PollTimeout)
 	setDefault(&o.RetryBackoff, d.RetryBackoff)
+	setDefault(&o.SendDeadline, d.SendDeadline)
+	setDefault(&o.ApologyDeadline, d.ApologyDeadline)
+	setDefault(&o.WebhookMaxConnections, d.WebhookMaxConnections)
+	setDefault(&o.WebhookMaxOpen, d.WebhookMaxOpen)
+	setDefault(&o.ClaimTTL, d.ClaimTTL)
 	return o
 }
 

@@ -2,12 +2,9 @@ package bot
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"time"
 
@@ -15,21 +12,24 @@ import (
 	ta "github.com/mymmrac/telego/telegoapi"
 )
 
-// maxBackoff caps the wait between failed getUpdates calls.
-const maxBackoff = 30 * time.Second
-
-// poll long-polls getUpdates until ctx is done. It is our own loop rather
-// than telego's so that shutdown interrupts even its retry waits, and so that
-// the offset of the last update is confirmed before exit: otherwise Telegram
-// would deliver those updates again after a restart, and they would be
-// answered twice.
+// poll long-polls getUpdates until ctx is done. Each batch is stored in the
+// inbox before the next call confirms it (its offset is past them), so an
+// update Telegram forgets is one the bot has. It is our own loop rather than
+// telego's so that shutdown interrupts even its retry waits, and so that
+// the offset of the last update is confirmed before exit.
 func (b *Bot) poll(ctx, work context.Context, d *dispatcher) error {
-	if err := b.api.DeleteWebhook(ctx, &telego.DeleteWebhookParams{}); err != nil {
-		return fmt.Errorf("delete webhook: %w", err)
+	err := b.startCall(ctx, "delete webhook", func() error {
+		return b.api.DeleteWebhook(ctx, &telego.DeleteWebhookParams{})
+	})
+	if err != nil {
+		return nil // stopped while starting
 	}
 	offset, backoff := 0, b.opts.RetryBackoff
 	for ctx.Err() == nil {
 		updates, err := b.getUpdates(ctx, offset, b.opts.PollTimeout)
+		if err == nil {
+			err = b.accept(ctx, work, d, updates)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -42,14 +42,96 @@ func (b *Bot) poll(ctx, work context.Context, d *dispatcher) error {
 		}
 		backoff = b.opts.RetryBackoff
 		for _, u := range updates {
-			if u.UpdateID >= offset {
-				offset = u.UpdateID + 1
-				d.dispatch(work, u)
-			}
+			offset = max(offset, u.UpdateID+1)
 		}
 	}
 	b.confirm(ctx, offset)
 	return nil
+}
+
+// accept stores updates in the inbox and hands the new ones to their chats.
+// Stored means safe: only then may Telegram be told they arrived.
+func (b *Bot) accept(ctx, work context.Context, d *dispatcher, updates []Incoming) error {
+	jobs := b.jobs(updates)
+	for i, j := range jobs {
+		if m := updateMessage(j.u); m != nil {
+			updates[i].ChatKey = m.Chat.ID
+		}
+	}
+	fresh, err := b.store.Accept(ctx, updates)
+	if err != nil {
+		return err
+	}
+	if dup := len(updates) - len(fresh); dup > 0 {
+		b.stats.duplicates.Add(int64(dup))
+		b.log.Info("duplicate updates ignored", "count", dup)
+	}
+	b.stats.received.Add(int64(len(fresh)))
+	if b.claims != nil {
+		signal(b.nudge) // the claim loop hands them out, here or on the replica holding their chat
+		return nil
+	}
+	d.dispatch(work, pick(jobs, fresh)...)
+	return nil
+}
+
+// pick returns the jobs of the fresh updates, in their order.
+func pick(jobs []*job, fresh []Incoming) []*job {
+	if len(fresh) == len(jobs) {
+		return jobs
+	}
+	ids := make(map[int]bool, len(fresh))
+	for _, in := range fresh {
+		ids[in.UpdateID] = true
+	}
+	var out []*job
+	for _, j := range jobs {
+		if ids[j.in.UpdateID] {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// jobs decodes accepted updates. One the Telegram library cannot read (a
+// type newer than it) keeps only its id: it is finished as ignored.
+func (b *Bot) jobs(in []Incoming) []*job {
+	out := make([]*job, len(in))
+	for i, u := range in {
+		j := &job{in: u}
+		if err := json.Unmarshal(u.Body, &j.u); err != nil {
+			b.log.Warn("undecodable update skipped", "update_id", u.UpdateID, "err", err)
+			j.u = telego.Update{UpdateID: u.UpdateID}
+		}
+		out[i] = j
+	}
+	return out
+}
+
+// startCall repeats a start-up call (getMe, deleteWebhook, setWebhook) with
+// backoff until it succeeds or ctx is done: at start-up Telegram or the
+// network may be down for a while, and exiting would only make the service
+// manager restart the bot in a tighter loop.
+func (b *Bot) startCall(ctx context.Context, what string, call func() error) error {
+	backoff := b.opts.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		err := call()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait := backoff
+		if d, ok := retryDelay(err, 1, backoff); ok {
+			wait = max(d, backoff)
+		}
+		b.log.Error(what+" failed, retrying", "attempt", attempt, "err", err, "retry_in", wait, "hint", pollHint(err))
+		if sleepCtx(ctx, wait) != nil {
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
 }
 
 // getUpdates decodes each update on its own rather than through telego's
@@ -57,7 +139,7 @@ func (b *Bot) poll(ctx, work context.Context, d *dispatcher) error {
 // fails the whole batch, again on every retry, and the bot would answer no
 // one ever again. Such an update is logged and kept with its id only, so the
 // offset moves past it.
-func (b *Bot) getUpdates(ctx context.Context, offset int, timeout time.Duration) ([]telego.Update, error) {
+func (b *Bot) getUpdates(ctx context.Context, offset int, timeout time.Duration) ([]Incoming, error) {
 	// The request gets a deadline of its own: a connection that silently died
 	// would otherwise hang the loop forever.
 	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
@@ -84,18 +166,29 @@ func (b *Bot) getUpdates(ctx context.Context, offset int, timeout time.Duration)
 	if err := json.Unmarshal(resp.Result, &raws); err != nil {
 		return nil, fmt.Errorf("get updates: %w", err)
 	}
-	updates := make([]telego.Update, len(raws))
+	updates := make([]Incoming, len(raws))
 	for i, raw := range raws {
-		if err := json.Unmarshal(raw, &updates[i]); err != nil {
-			var id struct {
-				UpdateID int `json:"update_id"`
-			}
-			_ = json.Unmarshal(raw, &id)
-			b.log.Warn("undecodable update skipped", "update_id", id.UpdateID, "err", err)
-			updates[i] = telego.Update{UpdateID: id.UpdateID}
+		id, err := updateID(raw)
+		if err != nil {
+			return nil, fmt.Errorf("get updates: %w", err)
 		}
+		updates[i] = Incoming{UpdateID: id, Body: raw}
 	}
 	return updates, nil
+}
+
+// updateID reads an update's id, all that must be readable to store it.
+func updateID(raw []byte) (int, error) {
+	var id struct {
+		UpdateID *int `json:"update_id"`
+	}
+	if err := json.Unmarshal(raw, &id); err != nil {
+		return 0, fmt.Errorf("update: %w", err)
+	}
+	if id.UpdateID == nil {
+		return 0, errors.New("update without an update_id")
+	}
+	return *id.UpdateID, nil
 }
 
 // confirm tells Telegram that every update before offset was received.
@@ -131,73 +224,4 @@ func pollRetryDelay(err error, backoff time.Duration) time.Duration {
 		return max(d, backoff)
 	}
 	return backoff
-}
-
-// serveWebhook listens for updates, registers the webhook with its secret,
-// and serves until ctx is done.
-func (b *Bot) serveWebhook(ctx, work context.Context, d *dispatcher) error {
-	ln, err := net.Listen("tcp", b.opts.WebhookListen)
-	if err != nil {
-		return fmt.Errorf("webhook listen: %w", err)
-	}
-	b.mu.Lock()
-	b.webhookAddr = ln.Addr()
-	b.mu.Unlock()
-	srv := &http.Server{Handler: b.webhookHandler(work, d), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	// Registered only once we listen, so Telegram never posts to a closed port.
-	err = b.api.SetWebhook(ctx, &telego.SetWebhookParams{URL: b.opts.WebhookURL, SecretToken: b.opts.WebhookSecret})
-	if err != nil {
-		err = fmt.Errorf("set webhook: %w", err)
-	} else {
-		select {
-		case <-ctx.Done():
-		case err = <-served:
-			return fmt.Errorf("webhook server: %w", err)
-		}
-	}
-	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.ShutdownGrace)
-	defer cancel()
-	_ = srv.Shutdown(shutdown)
-	srv.Close()
-	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = fmt.Errorf("webhook server: %w", serr)
-	}
-	return err
-}
-
-// maxUpdateSize bounds a webhook request body.
-const maxUpdateSize = 1 << 20
-
-// webhookHandler accepts updates posted by Telegram. The secret is checked on
-// every request: the URL alone is no proof that the sender is Telegram.
-func (b *Bot) webhookHandler(work context.Context, d *dispatcher) http.Handler {
-	path := b.opts.WebhookPath
-	if path == "" {
-		path = "/"
-	}
-	secret := []byte(b.opts.WebhookSecret)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path != path:
-			http.NotFound(w, r)
-			return
-		case r.Method != http.MethodPost:
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			return
-		case subtle.ConstantTimeCompare([]byte(r.Header.Get(telego.WebhookSecretTokenHeader)), secret) != 1:
-			b.log.Warn("webhook request with a wrong secret refused", "remote", r.RemoteAddr)
-			w.WriteHeader(http.StatusForbidden)
-			return
-		}
-		var u telego.Update
-		if err := json.NewDecoder(io.LimitReader(r.Body, maxUpdateSize)).Decode(&u); err != nil {
-			// Acknowledged all the same: Telegram would redeliver it forever.
-			b.log.Warn("undecodable webhook update dropped", "err", err)
-			return
-		}
-		d.dispatch(work, u)
-		w.WriteHeader(http.StatusOK)
-	})
 }

@@ -23,7 +23,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -84,7 +83,28 @@ std::optional<torch::ScalarType> parse_dtype(const std::string &name) {
   throw std::runtime_error("unknown dtype \"" + name + "\" (want float32, float16 or bfloat16)");
 }
 
+void copy_str(char *dst, size_t cap, const std::string &src) {
+  size_t n = std::min(src.size(), cap - 1);
+  std::memcpy(dst, src.data(), n);
+  dst[n] = '\0';
+}
+
+const char *parallel_backend() {
+#if AT_PARALLEL_OPENMP
+  return "OpenMP";
+#elif AT_PARALLEL_NATIVE
+  return "native thread pool";
+#elif AT_PARALLEL_NATIVE_TBB
+  return "TBB";
+#else
+  return "unknown";
+#endif
+}
+
 }  // namespace
+
+// From linear_w8.cpp.
+bool linear_w8_avx2();
 
 #ifdef CBRIDGE_CUDA
 // DecodeGraph is one decode step (one new token in each of the first `rows`
@@ -397,17 +417,24 @@ char *cb_cuda_device_count(int32_t *count) {
   });
 }
 
-char *cb_runtime_info(char *buf, size_t cap) {
+char *cb_runtime_info(cb_runtime *out) {
   return guarded("runtime info", [&] {
-    std::ostringstream s;
-    s << "torch " << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << "; intra-op threads " << at::get_num_threads()
-      // The engine that runs int8 exports (fbgemm/x86 or onednn): their speed differs by far.
-      << "; quantized engine " << c10::toString(at::globalContext().qEngine()) << "; " << at::get_parallel_info();
-    std::string text = s.str();
-    if (cap == 0) return;
-    size_t n = std::min(text.size(), cap - 1);
-    std::memcpy(buf, text.data(), n);
-    buf[n] = '\0';
+    *out = cb_runtime{};
+    out->torch_major = TORCH_VERSION_MAJOR, out->torch_minor = TORCH_VERSION_MINOR;
+    out->torch_patch = TORCH_VERSION_PATCH;
+    out->intra_op_threads = at::get_num_threads();
+    out->inter_op_threads = at::get_num_interop_threads();
+    out->cuda_devices = torch::cuda::is_available() ? static_cast<int32_t>(torch::cuda::device_count()) : 0;
+    out->mkldnn = at::hasMKLDNN() ? 1 : 0;
+    out->int8_avx2 = linear_w8_avx2() ? 1 : 0;
+    copy_str(out->parallel_backend, sizeof out->parallel_backend, parallel_backend());
+    copy_str(out->quantized_engine, sizeof out->quantized_engine, c10::toString(at::globalContext().qEngine()));
+    std::string engines;
+    for (auto e : at::globalContext().supportedQEngines()) {
+      if (e == at::QEngine::NoQEngine) continue;
+      engines += (engines.empty() ? "" : ",") + std::string(c10::toString(e));
+    }
+    copy_str(out->quantized_engines, sizeof out->quantized_engines, engines);
   });
 }
 
@@ -464,15 +491,13 @@ char *cb_model_load(const char *path, const cb_model_options *opts, cb_model **o
     m->pool = torch::zeros({o.n_layer, 2, o.slots, o.n_head, o.capacity + 1, o.head_dim},
                            torch::TensorOptions().dtype(m->dtype).device(m->device));
     m->len.assign(o.slots, 0);
-    // A dynamically quantized (int8) Linear on oneDNN, libtorch's quantized
-    // engine here, prepares its kernel once, for the input shape of its first
-    // call, and rebuilds it on every call of another shape. Callers start
-    // with a prompt of several tokens, so every later one-token decode step
-    // rebuilt all of them: int8 GPT-2-small took ~50 ms a token on the dev
-    // VM, ~28 with this warm-up (fp32: ~22).
     // A one-row, one-token step first, here on the thread and with the
-    // thread count the steps use, makes decode the prepared shape (batched
-    // decode, with other row counts, still rebuilds). The cache is untouched.
+    // thread count the steps use, so thread pools and kernels are ready
+    // when the first person writes. It matters most for int8 exports made
+    // with torch's quantize_dynamic (before linear_w8): oneDNN prepares each
+    // layer for the input shape of its first call, and a decode step after
+    // a several-token first call rebuilt all of them (~50 against ~28 ms a
+    // token for GPT-2-small on the dev VM). The cache is untouched.
     if (m->device.is_cpu()) {
       auto ones = torch::ones({1, 1}, torch::kInt64);
       m->module.forward({ones, ones, torch::ones({1, 1, 1, 1}, torch::kBool),

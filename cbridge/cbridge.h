@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define CB_ABI_VERSION 2
+#define CB_ABI_VERSION 3
 
 typedef struct cb_model cb_model;
 
@@ -53,9 +53,22 @@ void cb_free_error(char *err);
 /* cb_cuda_device_count: how many CUDA devices libtorch can use (0 on a CPU build). */
 char *cb_cuda_device_count(int32_t *count);
 
-/* cb_runtime_info: torch version, parallel backend and thread counts, as text
- * in a buffer of cap bytes (always NUL-terminated). */
-char *cb_runtime_info(char *buf, size_t cap);
+/* cb_runtime is what libtorch runs with, field by field (strings are
+ * NUL-terminated, cut to fit). Thread counts are the calling thread's:
+ * OpenMP keeps them per thread. */
+typedef struct {
+  int32_t torch_major, torch_minor, torch_patch;
+  int32_t intra_op_threads;
+  int32_t inter_op_threads;
+  int32_t cuda_devices;
+  int32_t mkldnn;          /* 1: built with oneDNN (MKL-DNN) */
+  int32_t int8_avx2;       /* 1: the int8 kernel (dialogbot::linear_w8) has its AVX2 path here */
+  char parallel_backend[32]; /* "OpenMP", "native thread pool", "TBB" */
+  char quantized_engine[32]; /* the engine in use: "ONEDNN", "X86", "FBGEMM", "QNNPACK", "NoQEngine" */
+  char quantized_engines[128]; /* all this libtorch supports, comma-separated */
+} cb_runtime;
+
+char *cb_runtime_info(cb_runtime *out);
 
 /* cb_gpu_memory: bytes in use and in total on a CUDA device (cudaMemGetInfo);
  * both 0 when no CUDA runtime is loaded. */

@@ -28,6 +28,20 @@ type Meta struct {
 	SpecialTokens map[string]int `json:"special_tokens"`
 	TorchVersion  string         `json:"torch_version"`
 	Source        string         `json:"source"`
+	// Int8 is set when the directory also has an int8 copy of the weights
+	// (export.py --quantize both).
+	Int8 *Int8Copy `json:"int8,omitempty"`
+}
+
+// Int8Copy is the int8 copy of a model's weights, with how closely it
+// follows the float copy as export.py measured it.
+type Int8Copy struct {
+	File string `json:"file"` // beside model.pt, e.g. model.int8.pt
+	// Top1Agreement is the share of RowsChecked step rows whose most
+	// likely next token is the same as the float copy's.
+	Top1Agreement   float64 `json:"top1_agreement"`
+	RowsChecked     int     `json:"rows_checked"`
+	MaxAbsLogitDiff float64 `json:"max_abs_logit_diff"`
 }
 
 // Files of an exported model directory.
@@ -69,6 +83,14 @@ func (m Meta) validate() error {
 	}
 	if _, err := dialog.ParseFormat(m.PromptFormat); err != nil {
 		return err
+	}
+	if c := m.Int8; c != nil {
+		if c.File == "" || filepath.Base(c.File) != c.File || c.File == WeightsFile {
+			return fmt.Errorf("int8.file %q must name another file in the model directory", c.File)
+		}
+		if c.Top1Agreement < 0 || c.Top1Agreement > 1 || c.RowsChecked <= 0 {
+			return fmt.Errorf("int8: top1_agreement %g must be in 0..1 and rows_checked %d positive", c.Top1Agreement, c.RowsChecked)
+		}
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"unsafe"
 )
 
@@ -45,10 +46,12 @@ var ErrClosed = errors.New("torch: module is closed")
 // called from any goroutine: they run on one locked OS thread (see worker).
 // Call Close to free it; there is no finalizer.
 type Module struct {
-	w      *worker
-	ptr    *C.cb_model
-	opts   Options
-	device string
+	w         *worker
+	ptr       *C.cb_model // used on w's thread only; nil once freed
+	opts      Options
+	device    string
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Load loads a TorchScript step model exported by model/python/export.py.
@@ -107,8 +110,8 @@ func (m *Module) Capacity() int { return m.opts.Capacity }
 
 // RuntimeInfo is RuntimeInfo as seen from the module's own thread, whose
 // thread count is the one its steps use.
-func (m *Module) RuntimeInfo() (string, error) {
-	var info string
+func (m *Module) RuntimeInfo() (Runtime, error) {
+	var info Runtime
 	err := m.w.do(func() error {
 		var err error
 		info, err = RuntimeInfo()
@@ -117,19 +120,19 @@ func (m *Module) RuntimeInfo() (string, error) {
 	return info, err
 }
 
-// Close frees the model and its cache. It is safe to call twice.
+// Close frees the model and its cache. It is safe to call more than once
+// and while other calls are in flight: those already running finish, and
+// every call after Close returns ErrClosed.
 func (m *Module) Close() error {
-	if m.w == nil {
-		return nil
-	}
-	err := m.w.do(func() error {
-		C.b_model_free(m.ptr)
-		m.ptr = nil
-		return nil
+	m.closeOnce.Do(func() {
+		m.closeErr = m.w.do(func() error {
+			C.b_model_free(m.ptr)
+			m.ptr = nil
+			return nil
+		})
+		m.w.stop()
 	})
-	m.w.stop()
-	m.w = nil
-	return err
+	return m.closeErr
 }
 
 // StepInput is one batched step: row i continues slot Slots[i] with

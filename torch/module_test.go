@@ -6,7 +6,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/dialogbot/dialogbot/internal/testfile"
@@ -15,6 +17,21 @@ import (
 )
 
 func load(tb testing.TB, dir string, slots int) *torch.Module {
+	tb.Helper()
+	return loadThreads(tb, dir, slots, 0)
+}
+
+func loadThreads(tb testing.TB, dir string, slots, threads int) *torch.Module {
+	tb.Helper()
+	return loadOpts(tb, dir, slots, threads, testmodel.Device(), "float32")
+}
+
+func loadDtype(tb testing.TB, dir string, slots int, device, dtype string) *torch.Module {
+	tb.Helper()
+	return loadOpts(tb, dir, slots, 0, device, dtype)
+}
+
+func loadOpts(tb testing.TB, dir string, slots, threads int, device, dtype string) *torch.Module {
 	tb.Helper()
 	var meta struct {
 		NLayer     int `json:"n_layer"`
@@ -27,7 +44,7 @@ func load(tb testing.TB, dir string, slots int) *torch.Module {
 	m, err := torch.Load(torch.Options{
 		Path:   filepath.Join(dir, "model.pt"),
 		Shape:  torch.Shape{Layers: meta.NLayer, Heads: meta.NHead, HeadDim: meta.HeadDim, Vocab: meta.VocabSize, Positions: meta.NPositions},
-		Device: testmodel.Device(), Dtype: "float32", Slots: slots,
+		Device: device, Dtype: dtype, Slots: slots, Threads: threads,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -404,11 +421,122 @@ func TestResolveDevice(t *testing.T) {
 	if want := map[bool]string{true: "cuda", false: "cpu"}[n > 0]; d != want {
 		t.Errorf("auto = %s, want %s", d, want)
 	}
+}
+
+func TestRuntimeInfoIsTyped(t *testing.T) {
+	testmodel.RequireBridge(t)
 	info, err := torch.RuntimeInfo()
-	if err != nil || !strings.Contains(info, "torch") {
-		t.Errorf("runtime info %q, %v", info, err)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Log(info)
+	if !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(info.TorchVersion) {
+		t.Errorf("torch version %q", info.TorchVersion)
+	}
+	if info.IntraOpThreads < 1 || info.QuantizedEngine == "" || len(info.QuantizedEngines) == 0 || info.ParallelBackend == "" {
+		t.Errorf("incomplete runtime info %+v", info)
+	}
+	if n, _ := torch.CUDADevices(); n != info.CUDADevices {
+		t.Errorf("CUDA devices %d, CUDADevices() %d", info.CUDADevices, n)
+	}
+	if want, set := os.LookupEnv("OMP_WAIT_POLICY"); set && info.OMPWaitPolicy != want || !set && info.OMPWaitPolicy != "PASSIVE" {
+		t.Errorf("OMP wait policy %q", info.OMPWaitPolicy)
+	}
+	if info.Bridge == "" || !strings.Contains(info.String(), info.QuantizedEngine) {
+		t.Errorf("bridge %q, text %q", info.Bridge, info)
+	}
+}
+
+// TestModuleThreadsAreReported: the thread count given at load is the one
+// the module's own thread reports (OpenMP keeps it per thread).
+func TestModuleThreadsAreReported(t *testing.T) {
+	testmodel.RequireBridge(t)
+	if testmodel.Device() != "cpu" {
+		t.Skip("threads are a CPU setting")
+	}
+	m := loadThreads(t, testmodel.Export(t, "tiny-gpt2"), 1, 1)
+	info, err := m.RuntimeInfo()
+	if err != nil || info.IntraOpThreads != 1 {
+		t.Errorf("module runtime info %+v, %v; want 1 intra-op thread", info, err)
+	}
+}
+
+// TestCallsAfterCloseReturnErrClosed: every method of a closed module
+// returns ErrClosed instead of panicking, and Close stays idempotent.
+func TestCallsAfterCloseReturnErrClosed(t *testing.T) {
+	testmodel.RequireBridge(t)
+	m := load(t, testmodel.Export(t, "tiny-gpt2"), 2)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := torch.StepOutput{K: 1}
+	calls := map[string]func() error{
+		"Step": func() error {
+			return m.Step(torch.StepInput{Slots: []int32{0}, NTokens: []int32{1}, Tokens: []int64{1}}, &out)
+		},
+		"Logits":    func() error { _, err := m.Logits([]int32{0}, nil); return err },
+		"SetLength": func() error { return m.SetLength(0, 0) },
+		"CopySlot":  func() error { return m.CopySlot(0, 1) },
+		"RuntimeInfo": func() error {
+			_, err := m.RuntimeInfo()
+			return err
+		},
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, torch.ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestCloseWithCallsInFlight closes a module while goroutines step it (run
+// with -race): each call either completes or returns ErrClosed.
+func TestCloseWithCallsInFlight(t *testing.T) {
+	testmodel.RequireBridge(t)
+	m := load(t, testmodel.Export(t, "tiny-gpt2"), 4)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	started := make(chan struct{}, 4)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := torch.StepOutput{K: 1}
+			for i := 0; ; i++ {
+				if err := m.SetLength(g, 0); err != nil {
+					errs <- err
+					return
+				}
+				err := m.Step(torch.StepInput{Slots: []int32{int32(g)}, NTokens: []int32{1}, Tokens: []int64{int64(i % 100)}}, &out)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if i == 0 {
+					started <- struct{}{}
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-started
+	}
+	var closers sync.WaitGroup
+	for range 2 {
+		closers.Add(1)
+		go func() { defer closers.Done(); m.Close() }()
+	}
+	closers.Wait()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, torch.ErrClosed) {
+			t.Errorf("call during Close: %v, want ErrClosed", err)
+		}
+	}
 }
 
 func TestErrNoBridgeIsClear(t *testing.T) {
@@ -430,4 +558,36 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestNanoRuInt8KeepsGolden runs nano-ru's int8 export (export --quantize
+// int8) through the bridge: prompts take the quantized engine's path (many
+// rows), decode steps the one-row kernel. Rounding the weights may flip a
+// near tie late in a reply, so all top-1 tokens must stay and most replies.
+func TestNanoRuInt8KeepsGolden(t *testing.T) {
+	testmodel.RequireBridge(t)
+	if testmodel.Device() != "cpu" {
+		t.Skip("int8 exports run on the CPU only")
+	}
+	dir := testmodel.Export(t, "nano-ru", "--quantize", "int8")
+	var g nanoGolden
+	testfile.ReadJSON(t, filepath.Join(testmodel.SharedDir(t), "models", "nano-ru", "golden.json"), &g)
+	m := loadDtype(t, dir, 1, "cpu", "")
+	sameTop, sameReply := 0, 0
+	for _, c := range g.Cases {
+		if err := m.SetLength(0, 0); err != nil {
+			t.Fatal(err)
+		}
+		logits := prefill(t, m, 0, c.PromptIDs)
+		if argmax(logits) == c.TopIDs[0] {
+			sameTop++
+		}
+		if equalInts(greedy(t, m, argmax(logits), 24, replyStops), untilStop(c.GreedyIDs)) {
+			sameReply++
+		}
+	}
+	t.Logf("int8 through the bridge: top-1 %d/%d, greedy replies %d/%d equal to float32 HF", sameTop, len(g.Cases), sameReply, len(g.Cases))
+	if sameTop != len(g.Cases) || 2*sameReply < len(g.Cases) {
+		t.Errorf("int8 kept top-1 on %d and greedy replies on %d of %d golden prompts", sameTop, sameReply, len(g.Cases))
+	}
 }

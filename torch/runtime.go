@@ -4,7 +4,8 @@ package torch
 #include <stdlib.h>
 #include <stdint.h>
 char *b_cuda_device_count(int32_t *n);
-char *b_runtime_info(char *buf, size_t cap);
+#include "cbridge.h"
+char *b_runtime_info(cb_runtime *out);
 char *b_gpu_memory(int32_t d, uint64_t *used, uint64_t *total);
 */
 import "C"
@@ -17,7 +18,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unsafe"
 )
 
 // CUDADevices is how many CUDA devices libtorch can use (0 on a CPU build).
@@ -66,31 +66,77 @@ func ResolveDevice(name string) (string, error) {
 	return name, nil
 }
 
-// RuntimeInfo describes libtorch (version, parallel backend, threads) and
-// the BLAS library the process loaded: Debian's libtorch uses whatever
+// Runtime is what libtorch runs with, as the bridge reports it, plus the
+// BLAS libraries this process loaded: Debian's libtorch uses whatever
 // libblas.so.3 points at, and the reference BLAS is about 8x slower than
 // OpenBLAS, so the bot's start-up log and `bench` say which one it is.
-func RuntimeInfo() (string, error) {
+type Runtime struct {
+	TorchVersion     string   // "1.13.0"
+	IntraOpThreads   int      // of the thread that asked (OpenMP keeps it per thread)
+	InterOpThreads   int      //
+	ParallelBackend  string   // "OpenMP", "native thread pool", "TBB"
+	QuantizedEngine  string   // the engine in use ("ONEDNN", "X86", "FBGEMM", ...)
+	QuantizedEngines []string // all the engines this libtorch has
+	CUDADevices      int      //
+	OneDNN           bool     // built with oneDNN (MKL-DNN)
+	Int8AVX2         bool     // the int8 kernel's AVX2 path runs on this CPU
+	OMPWaitPolicy    string   // OMP_WAIT_POLICY as the process started OpenMP with ("" : unset)
+	BLAS             []string // BLAS libraries mapped, "path -> target" for symlinks
+	Bridge           string   // the libcbridge.so loaded
+}
+
+// String is the one-line form the start-up log and bench print.
+func (r Runtime) String() string {
+	blas := "none loaded"
+	if len(r.BLAS) > 0 {
+		blas = strings.Join(r.BLAS, ", ")
+	}
+	wait := r.OMPWaitPolicy
+	if wait == "" {
+		wait = "unset"
+	}
+	return fmt.Sprintf("torch %s; %s, %d intra-op threads (OMP_WAIT_POLICY %s); quantized engine %s (of %s); "+
+		"int8 kernel AVX2 %v; CUDA devices %d; BLAS: %s; bridge: %s",
+		r.TorchVersion, r.ParallelBackend, r.IntraOpThreads, wait, r.QuantizedEngine,
+		strings.Join(r.QuantizedEngines, ","), r.Int8AVX2, r.CUDADevices, blas, r.Bridge)
+}
+
+// RuntimeInfo reports libtorch's runtime as seen from the calling thread.
+func RuntimeInfo() (Runtime, error) {
 	if err := openBridge(); err != nil {
-		return "", err
+		return Runtime{}, err
 	}
-	buf := make([]byte, 4096)
-	if err := status(C.b_runtime_info((*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))); err != nil {
-		return "", wrap(err)
+	var c C.cb_runtime
+	if err := status(C.b_runtime_info(&c)); err != nil {
+		return Runtime{}, wrap(err)
 	}
-	info := C.GoString((*C.char)(unsafe.Pointer(&buf[0])))
-	info = strings.Join(strings.Fields(info), " ")
-	return fmt.Sprintf("%s; BLAS: %s; bridge: %s", info, loadedBLAS(), openPath), nil
+	r := Runtime{
+		TorchVersion:    fmt.Sprintf("%d.%d.%d", c.torch_major, c.torch_minor, c.torch_patch),
+		IntraOpThreads:  int(c.intra_op_threads),
+		InterOpThreads:  int(c.inter_op_threads),
+		ParallelBackend: C.GoString(&c.parallel_backend[0]),
+		QuantizedEngine: C.GoString(&c.quantized_engine[0]),
+		CUDADevices:     int(c.cuda_devices),
+		OneDNN:          c.mkldnn != 0,
+		Int8AVX2:        c.int8_avx2 != 0,
+		OMPWaitPolicy:   ompWaitPolicy,
+		BLAS:            loadedBLAS(),
+		Bridge:          openPath,
+	}
+	if engines := C.GoString(&c.quantized_engines[0]); engines != "" {
+		r.QuantizedEngines = strings.Split(engines, ",")
+	}
+	return r, nil
 }
 
 var blasPattern = regexp.MustCompile(`lib(openblas|blas|mkl_rt|mkl_core|blis|cublas)[^/]*\.so`)
 
 // loadedBLAS names the BLAS libraries mapped into this process, resolving
 // libblas.so.3 through its symlinks (Debian's alternatives).
-func loadedBLAS() string {
+func loadedBLAS() []string {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
-		return "unknown"
+		return []string{"unknown (" + err.Error() + ")"}
 	}
 	defer f.Close()
 	seen := map[string]bool{}
@@ -108,10 +154,7 @@ func loadedBLAS() string {
 		}
 		names = append(names, path)
 	}
-	if len(names) == 0 {
-		return "none loaded"
-	}
-	return strings.Join(names, ", ")
+	return names
 }
 
 // GPUMemory reports bytes in use and in total on a CUDA device (both 0 on

@@ -245,20 +245,6 @@ func TestSummarizeLevel(t *testing.T) {
 	}
 }
 
-func TestBlasOf(t *testing.T) {
-	info := "torch 1.13.0; intra-op threads 2; OpenMP; BLAS: /usr/lib/libopenblas.so; bridge: /x/libcbridge.so"
-	if got := BLASOf(info); got != "/usr/lib/libopenblas.so" {
-		t.Errorf("BLASOf = %q", got)
-	}
-	if got := BLASOf("no blas here"); got != "unknown" {
-		t.Errorf("BLASOf without BLAS = %q", got)
-	}
-}
-
-// BenchmarkDecodeStep times one batched decode step through the bridge, the
-// cost that bounds `bench` (the engine's own share is under 1%): nano-ru by
-// default, or the exported model in $DIALOGBOT_BENCH_MODEL (for example a
-// GPT-2-small shape from export.py --random-shape gpt2-small).
 func BenchmarkDecodeStep(b *testing.B) {
 	testmodel.RequireBridge(b)
 	dir := os.Getenv("DIALOGBOT_BENCH_MODEL")

@@ -24,6 +24,7 @@ type Config struct {
 	Baseline     string
 	Turns        int  // requests per conversation (1: independent requests)
 	NoReuse      bool // conversations do not reuse their cached prompts
+	Load         int  // busy threads competing for the CPU during the run
 }
 
 // context is the most tokens one request's cache must hold: the whole
@@ -33,6 +34,10 @@ func (c Config) context() int { return c.Turns * (c.PromptTokens + c.NewTokens) 
 // All measures every device in turn; a device this machine lacks
 // gives skipped rows, so one command line works on CPU and GPU machines.
 func All(ctx context.Context, cfg Config, env Env, stderr io.Writer, log *slog.Logger) ([]Row, error) {
+	if cfg.Load > 0 {
+		fmt.Fprintf(stderr, "bench: %d busy thread(s) compete for the CPU during the run (--load)\n", cfg.Load)
+	}
+	defer startLoad(cfg.Load)()
 	var rows []Row
 	for _, dev := range cfg.Devices {
 		devRows, err := benchDevice(ctx, cfg, dev, env, stderr, log)

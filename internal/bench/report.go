@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/dialogbot/dialogbot/internal/loader"
@@ -40,6 +39,7 @@ type Row struct {
 	PromptTokens int    `json:"prompt_tokens"`
 	NewTokens    int    `json:"new_tokens"`
 	Turns        int    `json:"turns"` // requests per conversation
+	Load         int    `json:"load"`  // busy threads beside the run (--load)
 	BLAS         string `json:"blas"`
 	Host         string `json:"host"`
 	Date         string `json:"date"`
@@ -75,7 +75,7 @@ func (e Env) fillCommon(r Row, cfg Config) Row {
 	if r.Threads <= 0 {
 		r.Threads = runtime.NumCPU() // what openModel gives libtorch
 	}
-	r.PromptTokens, r.NewTokens, r.Turns = cfg.PromptTokens, cfg.NewTokens, cfg.Turns
+	r.PromptTokens, r.NewTokens, r.Turns, r.Load = cfg.PromptTokens, cfg.NewTokens, cfg.Turns, cfg.Load
 	r.BLAS, r.Host, r.Date = e.BLAS, e.Host, e.Date
 	return r
 }
@@ -125,16 +125,6 @@ func WriteJSON(path string, rows []Row) error {
 		return fmt.Errorf("write --json: %w", err)
 	}
 	return nil
-}
-
-// BLASOf picks the BLAS part out of torch.RuntimeInfo's text.
-func BLASOf(info string) string {
-	_, rest, ok := strings.Cut(info, "BLAS: ")
-	if !ok {
-		return "unknown"
-	}
-	blas, _, _ := strings.Cut(rest, "; bridge:")
-	return blas
 }
 
 func HostName() string {

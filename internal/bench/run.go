@@ -56,6 +56,7 @@ func benchDevice(ctx context.Context, cfg Config, dev string, env Env, stderr io
 	if info, err := lm.Module.RuntimeInfo(); err == nil {
 		fmt.Fprintf(stderr, "libtorch on %s: %s\n", lm.Module.Device(), info)
 	}
+	fmt.Fprintf(stderr, "bench: weights %s: %s\n", lm.WeightsFile, lm.WeightsWhy)
 	eng := lm.Engine
 	if need := cfg.context(); lm.Module.Capacity() < need {
 		return nil, fmt.Errorf("%w: --turns x (--prompt-tokens + --new-tokens) = %d, but the model's context is %d", ErrBadConfig, need, lm.Module.Capacity())

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -29,22 +30,25 @@ type Config struct {
 
 // TelegramConfig is how the bot reaches Telegram, who may use it and what it says.
 type TelegramConfig struct {
-	Token          string  `toml:"token"`
-	APIURL         string  `toml:"api_url"`
-	AdminIDs       []int64 `toml:"admin_ids"`
-	Mode           string  `toml:"mode"`
-	WebhookListen  string  `toml:"webhook_listen"`
-	WebhookPath    string  `toml:"webhook_path"`
-	WebhookURL     string  `toml:"webhook_url"`
-	WebhookSecret  string  `toml:"webhook_secret"`
-	AllowedUserIDs []int64 `toml:"allowed_user_ids"`
-	AllowedChatIDs []int64 `toml:"allowed_chat_ids"`
-	Greeting       string  `toml:"greeting"`
-	Help           string  `toml:"help"`
-	Apology        string  `toml:"apology"`
-	TooLong        string  `toml:"too_long"`
-	NonTextReply   string  `toml:"non_text_reply"`
-	ResetReply     string  `toml:"reset_reply"`
+	Token         string  `toml:"token"`
+	APIURL        string  `toml:"api_url"`
+	AdminIDs      []int64 `toml:"admin_ids"`
+	Mode          string  `toml:"mode"`
+	WebhookListen string  `toml:"webhook_listen"`
+	WebhookPath   string  `toml:"webhook_path"`
+	WebhookURL    string  `toml:"webhook_url"`
+	WebhookSecret string  `toml:"webhook_secret"`
+	// WebhookMaxConnections is setWebhook's max_connections: how many
+	// connections Telegram opens at once to deliver updates (1-100).
+	WebhookMaxConnections int     `toml:"webhook_max_connections"`
+	AllowedUserIDs        []int64 `toml:"allowed_user_ids"`
+	AllowedChatIDs        []int64 `toml:"allowed_chat_ids"`
+	Greeting              string  `toml:"greeting"`
+	Help                  string  `toml:"help"`
+	Apology               string  `toml:"apology"`
+	TooLong               string  `toml:"too_long"`
+	NonTextReply          string  `toml:"non_text_reply"`
+	ResetReply            string  `toml:"reset_reply"`
 }
 
 // ModelConfig is which model to load and where it runs.
@@ -77,6 +81,12 @@ type GenerationConfig struct {
 // StorageConfig is where chat histories and settings live.
 type StorageConfig struct {
 	Path string `toml:"path"`
+	// URL, when set (postgres://...), selects PostgreSQL instead of the
+	// SQLite file at Path; replicas of serve share it.
+	URL string `toml:"url"`
+	// ClaimTTL is how long a replica holds a chat without renewing its
+	// claim (PostgreSQL only): how soon a dead replica's chats are taken over.
+	ClaimTTL time.Duration `toml:"claim_ttl"`
 }
 
 // BotConfig tunes the bot's behaviour and its sending limits.
@@ -89,22 +99,26 @@ type BotConfig struct {
 	MaxConcurrent   int           `toml:"max_concurrent"`
 	QueueSize       int           `toml:"queue_size"`
 	ShutdownGrace   time.Duration `toml:"shutdown_grace"`
+	// SendDeadline bounds the retries of one message; then it is dropped and
+	// the user gets the apology.
+	SendDeadline time.Duration `toml:"send_deadline"`
 }
 
 // Default is the configuration before any file is read.
 func Default() Config {
 	return Config{
 		Telegram: TelegramConfig{
-			APIURL:        "https://api.telegram.org",
-			Mode:          "polling",
-			WebhookListen: ":8443",
-			WebhookPath:   "/telegram",
-			Greeting:      "Привет! Я бот-собеседник. Просто напиши мне что-нибудь.",
-			Help:          "Я отвечаю на сообщения. В группах упомяни меня или ответь на моё сообщение.\n/reset - забыть наш разговор\n/chance N - (админы группы) вмешиваться в разговор с вероятностью N%",
-			Apology:       "Извини, что-то пошло не так. Попробуй ещё раз позже.",
-			TooLong:       "Извини, это сообщение для меня слишком длинное.",
-			NonTextReply:  "Я понимаю только текст.",
-			ResetReply:    "Хорошо, я забыл наш разговор.",
+			APIURL:                "https://api.telegram.org",
+			Mode:                  "polling",
+			WebhookListen:         "127.0.0.1:8443",
+			WebhookMaxConnections: 40,
+			WebhookPath:           "/telegram",
+			Greeting:              "Привет! Я бот-собеседник. Просто напиши мне что-нибудь.",
+			Help:                  "Я отвечаю на сообщения. В группах упомяни меня или ответь на моё сообщение.\n/reset - забыть наш разговор\n/chance N - (админы группы) вмешиваться в разговор с вероятностью N%",
+			Apology:               "Извини, что-то пошло не так. Попробуй ещё раз позже.",
+			TooLong:               "Извини, это сообщение для меня слишком длинное.",
+			NonTextReply:          "Я понимаю только текст.",
+			ResetReply:            "Хорошо, я забыл наш разговор.",
 		},
 		Model: ModelConfig{Device: "auto", DType: "auto", Slots: 24, MaxContext: 512},
 		Generation: GenerationConfig{
@@ -112,10 +126,10 @@ func Default() Config {
 			RepetitionPenalty: 1.2, NoRepeatNgramSize: 2, Candidates: 3, Seed: 0,
 			FallbackReply: "Хм, даже не знаю, что ответить.", Timeout: 30 * time.Second,
 		},
-		Storage: StorageConfig{Path: "dialogbot.db"},
+		Storage: StorageConfig{Path: "dialogbot.db", ClaimTTL: 15 * time.Second},
 		Bot: BotConfig{
 			GroupChance: 0, HistoryTurns: 12, ChatPerSecond: 1, GroupPerMinute: 20, GlobalPerSecond: 30,
-			MaxConcurrent: 16, QueueSize: 32, ShutdownGrace: 3 * time.Second,
+			MaxConcurrent: 16, QueueSize: 32, ShutdownGrace: 3 * time.Second, SendDeadline: time.Minute,
 		},
 	}
 }
@@ -128,6 +142,19 @@ const TokenEnv = "TELEGRAM_BOT_TOKEN"
 func Load(path string) (Config, error) {
 	cfg := Default()
 	if path != "" {
+		var secrets struct {
+			Telegram struct {
+				Token string `toml:"token"`
+			} `toml:"telegram"`
+			Storage struct {
+				URL string `toml:"url"`
+			} `toml:"storage"`
+		}
+		if _, err := toml.DecodeFile(path, &secrets); err == nil && (secrets.Telegram.Token != "" || hasPassword(secrets.Storage.URL)) {
+			if err := checkPrivate(path); err != nil {
+				return Config{}, err
+			}
+		}
 		md, err := toml.DecodeFile(path, &cfg)
 		if err != nil {
 			return Config{}, fmt.Errorf("config %s: %w", path, err)
@@ -143,6 +170,32 @@ func Load(path string) (Config, error) {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+func hasPassword(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
+}
+
+// checkPrivate refuses a config file holding the bot token (or a database
+// password) that others may read: whoever has the token is the bot.
+func checkPrivate(path string) error {
+	if runtime.GOOS == "windows" {
+		return nil // no Unix modes; the folder's ACL decides
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if mode := st.Mode().Perm(); mode&0o077 != 0 {
+		return fmt.Errorf("config %s holds a secret (telegram.token or a storage.url password) and others can access it "+
+			"(mode %04o): run `chmod 600 %s`, or keep the token in %s instead", path, mode, path, TokenEnv)
+	}
+	return nil
 }
 
 // removedKeys are keys of earlier versions, with what replaced them.
@@ -183,6 +236,9 @@ func (t TelegramConfig) validate() error {
 	var errs []error
 	if u, err := url.Parse(t.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("telegram.api_url: %q is not an http(s) URL", t.APIURL))
+	}
+	if t.WebhookMaxConnections < 1 || t.WebhookMaxConnections > 100 {
+		errs = append(errs, fmt.Errorf("telegram.webhook_max_connections: %d (want 1 to 100)", t.WebhookMaxConnections))
 	}
 	switch t.Mode {
 	case "polling":
@@ -270,6 +326,16 @@ func (g GenerationConfig) Sampling() sample.SamplingParams {
 }
 
 func (s StorageConfig) validate() error {
+	if s.ClaimTTL < 2*time.Second {
+		return fmt.Errorf("storage.claim_ttl: %v (want at least 2s: claims are renewed every second)", s.ClaimTTL)
+	}
+	if s.URL != "" {
+		u, err := url.Parse(s.URL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+			return errors.New("storage.url: want a postgres://user@host/database URL")
+		}
+		return nil
+	}
 	if s.Path == "" {
 		return errors.New("storage.path: empty")
 	}
@@ -293,6 +359,9 @@ func (b BotConfig) validate() error {
 		if r.v <= 0 {
 			errs = append(errs, fmt.Errorf("bot.%s: %g (want above 0)", r.key, r.v))
 		}
+	}
+	if b.SendDeadline <= 0 {
+		errs = append(errs, fmt.Errorf("bot.send_deadline: %v (want a positive duration such as \"60s\")", b.SendDeadline))
 	}
 	if b.ShutdownGrace <= 0 {
 		errs = append(errs, fmt.Errorf("bot.shutdown_grace: %v (want a positive duration such as \"3s\")", b.ShutdownGrace))

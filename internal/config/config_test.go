@@ -112,15 +112,54 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad timeout", "[generation]\ntimeout = \"soon\"", "timeout"},
 		{"wrong type", "[generation]\ntop_k = \"ten\"", "top_k"},
 		{"empty storage", "[storage]\npath = \"\"", "storage.path"},
+		{"claim ttl too short", "[storage]\nclaim_ttl = \"1s\"", "storage.claim_ttl"},
+		{"storage url not postgres", "[storage]\nurl = \"mysql://db/bot\"", "storage.url"},
 		{"chance over 100", "[bot]\ngroup_chance = 150", "bot.group_chance"},
 		{"zero rate", "[bot]\nchat_per_second = 0.0", "bot.chat_per_second"},
 		{"negative history", "[bot]\nhistory_turns = -1", "bot.history_turns"},
+		{"zero send deadline", "[bot]\nsend_deadline = \"0s\"", "bot.send_deadline"},
+		{"too many webhook connections", "[telegram]\nwebhook_max_connections = 101", "telegram.webhook_max_connections"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(writeConfig(t, tc.toml))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Load error %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A config file with the token in it must be private to its owner.
+func TestConfigWithTokenMustBePrivate(t *testing.T) {
+	t.Setenv(TokenEnv, "")
+	tests := []struct {
+		name string
+		text string
+		mode os.FileMode
+		want string // in the error; "" = loads
+	}{
+		{"token, world-readable", "[telegram]\ntoken = \"" + validToken + "\"", 0o644, "chmod 600"},
+		{"token, group-readable", "[telegram]\ntoken = \"" + validToken + "\"", 0o640, "mode 0640"},
+		{"token, private", "[telegram]\ntoken = \"" + validToken + "\"", 0o600, ""},
+		{"no token, world-readable", "[bot]\ngroup_chance = 5", 0o644, ""},
+		{"database password, world-readable", "[storage]\nurl = \"postgres://bot:pw@db/bot\"", 0o644, "chmod 600"},
+		{"database without password, world-readable", "[storage]\nurl = \"postgres://bot@db/bot\"", 0o644, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, tc.text)
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Load: %v, want it to load", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path)):
+				t.Errorf("Load error %v, want one naming the file and %q", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), validToken):
+				t.Errorf("the error shows the token")
 			}
 		})
 	}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
-	"strings"
 
 	"github.com/dialogbot/dialogbot/internal/config"
 	"github.com/dialogbot/dialogbot/model/dialog"
@@ -39,6 +38,10 @@ const defaultMaxContext = 1024
 
 // Model is everything serving needs from a model directory.
 type Model struct {
+	// WeightsFile is the file loaded (model.pt or the int8 copy) and
+	// WeightsWhy the reason, as the start-up log says them.
+	WeightsFile, WeightsWhy string
+
 	Meta      model.Meta
 	Tokenizer *tokenizer.Tokenizer
 	Module    *torch.Module
@@ -72,7 +75,16 @@ func Open(o Options, log *slog.Logger) (*Model, error) {
 		return nil, err
 	}
 	o.Device = config.Device(resolved)
-	mod, err := torch.Load(torchOptions(o, meta))
+	rt, err := torch.RuntimeInfo()
+	if err != nil {
+		return nil, err
+	}
+	weights := chooseWeights(meta, o.Dtype, o.Device, rt)
+	log.Info("model weights", "file", weights.File, "why", weights.Why)
+	if weights.Int8 {
+		meta.Quantize, meta.CPUOnly = "int8", true
+	}
+	mod, err := torch.Load(torchOptions(o, meta, weights.File))
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +102,8 @@ func Open(o Options, log *slog.Logger) (*Model, error) {
 	if o.Instrument != nil {
 		stepper = o.Instrument(stepper)
 	}
-	eng := engine.NewEngine(stepper, engineOptions(mod.Device()))
-	return &Model{Meta: meta, Tokenizer: tok, Module: mod, Engine: eng}, nil
+	eng := engine.NewEngine(stepper, EngineOptions(config.Device(mod.Device())))
+	return &Model{WeightsFile: weights.File, WeightsWhy: weights.Why, Meta: meta, Tokenizer: tok, Module: mod, Engine: eng}, nil
 }
 
 // ErrCPUOnly: the model has CPU kernels only (dynamic int8), and a GPU was asked for.
@@ -110,36 +122,68 @@ func deviceFor(meta model.Meta, requested config.Device) (config.Device, error) 
 		"or export the model again without --quantize", ErrCPUOnly, meta.Quantize, requested)
 }
 
-// int8EngineHint warns when an int8 export runs where int8 does not pay.
-// Dynamic int8 is fast with fbgemm (libtorch's X86/FBGEMM engines: 8.9
-// against 26.8 ms a token in fp32 on an H200 host's CPU, 2 threads) and
-// no faster than fp32 with oneDNN's, the only one Debian's libtorch has.
-func int8EngineHint(meta model.Meta, runtimeInfo string) string {
-	if meta.Quantize != "int8" {
+// int8EngineHint warns when an int8 export runs where int8 does not pay:
+// its one-row kernel (the decode step of one chat) needs AVX2 and FMA, and
+// without them runs a portable loop slower than float32's BLAS.
+func int8EngineHint(meta model.Meta, rt torch.Runtime) string {
+	if meta.Quantize != "int8" || rt.Int8AVX2 {
 		return ""
 	}
-	_, rest, found := strings.Cut(runtimeInfo, "quantized engine ")
-	engine, _, _ := strings.Cut(rest, ";")
-	if !found || engine == "X86" || engine == "FBGEMM" {
-		return ""
-	}
-	return fmt.Sprintf("this int8 model runs on libtorch's %s quantized engine, where int8 is no faster than float32; "+
-		"with fbgemm (the X86 engine of pip's torch) it is 3x faster, or export without --quantize", engine)
+	return "this int8 model runs without AVX2/FMA on this CPU, where its kernel is slower than float32: " +
+		"export without --quantize, or with --quantize both and model.dtype = \"auto\""
 }
 
-// engineOptions bounds the prompt tokens per prefill step by device. On a
+// MinInt8Agreement is the least share of export's check rows on which the
+// int8 copy must pick the float copy's most likely next token for
+// model.dtype = "auto" to use it. nano-ru's copy agrees on 94.5% of random
+// rows (random tokens make near ties common) and keeps the top-1 of all 5
+// golden prompts; a broken quantization agrees on next to none.
+const MinInt8Agreement = 0.9
+
+// weightsChoice is which copy of the weights to load, and why.
+type weightsChoice struct {
+	File string
+	Int8 bool
+	Why  string
+}
+
+// chooseWeights picks the int8 copy where it is both the fast one and
+// exact enough: on a CPU whose int8 kernel has its AVX2 path, when the
+// dtype is left to "auto" and export measured it close to the float copy.
+func chooseWeights(meta model.Meta, dtype config.DType, device config.Device, rt torch.Runtime) weightsChoice {
+	float := func(why string) weightsChoice { return weightsChoice{File: model.WeightsFile, Why: why} }
+	c := meta.Int8
+	switch {
+	case c == nil:
+		return float("the model has no int8 copy (export.py --quantize both writes one)")
+	case dtype != config.DTypeAuto && dtype != "":
+		return float(fmt.Sprintf("model.dtype = %q asks for the float copy", dtype))
+	case device != config.DeviceCPU:
+		return float(fmt.Sprintf("the int8 copy runs on the CPU only, and the device is %s", device))
+	case !rt.Int8AVX2:
+		return float("this CPU lacks AVX2/FMA, without which the int8 kernel is slower than float32")
+	case c.Top1Agreement < MinInt8Agreement:
+		return float(fmt.Sprintf("the int8 copy's top-1 agrees with float32 on only %.1f%% of %d checked rows (want %.0f%%)",
+			100*c.Top1Agreement, c.RowsChecked, 100*MinInt8Agreement))
+	}
+	return weightsChoice{File: c.File, Int8: true, Why: fmt.Sprintf("model.dtype auto on a CPU with AVX2: int8 reads a quarter "+
+		"of float32's bytes per decode step (faster, docs/cpu.md), and its top-1 agrees with float32 on %.1f%% of %d checked rows",
+		100*c.Top1Agreement, c.RowsChecked)}
+}
+
+// EngineOptions bounds the prompt tokens per prefill step by device. On a
 // CPU a step costs in proportion to its tokens, so small chunks keep other
 // chats' decoding going; a GPU runs thousands of tokens in about the time
 // of one, so there small chunks only make new chats wait (measured on an
 // H200: 256-token chunks held 256 chats to 180 rows per decode step).
-func engineOptions(device string) engine.EngineOptions {
-	if device == "cpu" {
+func EngineOptions(device config.Device) engine.EngineOptions {
+	if !device.IsCUDA() {
 		return engine.EngineOptions{PrefillChunk: 256}
 	}
 	return engine.EngineOptions{PrefillChunk: 8192}
 }
 
-func torchOptions(o Options, meta model.Meta) torch.Options {
+func torchOptions(o Options, meta model.Meta, weightsFile string) torch.Options {
 	capacity := o.MaxContext
 	if capacity <= 0 {
 		capacity = min(meta.NPositions, defaultMaxContext)
@@ -154,7 +198,7 @@ func torchOptions(o Options, meta model.Meta) torch.Options {
 		dtype = "float32"
 	}
 	return torch.Options{
-		Path: filepath.Join(o.Dir, model.WeightsFile),
+		Path: filepath.Join(o.Dir, weightsFile),
 		Shape: torch.Shape{Layers: meta.NLayer, Heads: meta.NHead, HeadDim: meta.HeadDim,
 			Vocab: meta.VocabSize, Positions: meta.NPositions},
 		Device: string(o.Device), Dtype: dtype, Slots: max(o.Slots, 1), Capacity: min(capacity, meta.NPositions),
@@ -168,18 +212,24 @@ func (m *Model) Close() error {
 	return m.Module.Close()
 }
 
-// generator makes the reply generator for these generation settings.
+// Generator makes the reply generator for these generation settings.
 func (m *Model) Generator(g config.GenerationConfig, greedy bool) (*engine.Generator, error) {
+	return NewGenerator(m.Engine, m.Tokenizer, m.Meta.Format(), m.Module.Capacity(), g, greedy)
+}
+
+// NewGenerator makes the reply generator of an engine whose sequences hold
+// capacity tokens: the prompt gets what the reply leaves of them.
+func NewGenerator(eng *engine.Engine, codec engine.TextCodec, f dialog.Format, capacity int, g config.GenerationConfig, greedy bool) (*engine.Generator, error) {
 	params := g.Sampling()
 	if greedy { // plain argmax, comparable with a reference implementation
 		params = sample.SamplingParams{Greedy: true, Temperature: 1, TopP: 1, RepetitionPenalty: 1, MaxNewTokens: g.MaxNewTokens}
 	}
-	budget := m.Module.Capacity() - g.MaxNewTokens
+	budget := capacity - g.MaxNewTokens
 	if budget <= 0 {
-		return nil, fmt.Errorf("generation.max_new_tokens %d leaves no room for a prompt in a context of %d", g.MaxNewTokens, m.Module.Capacity())
+		return nil, fmt.Errorf("generation.max_new_tokens %d leaves no room for a prompt in a context of %d", g.MaxNewTokens, capacity)
 	}
-	return engine.NewGenerator(m.Engine, m.Tokenizer, engine.GeneratorOptions{
-		Format:     m.Meta.Format(),
+	return engine.NewGenerator(eng, codec, engine.GeneratorOptions{
+		Format:     f,
 		Limits:     dialog.PromptLimits{MaxTokens: budget}, // turns: the store applies dialog.Window
 		Params:     params,
 		Candidates: g.Candidates,

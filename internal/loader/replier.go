@@ -32,13 +32,19 @@ func NewReplier(ctx context.Context, cfg config.Config, log *slog.Logger) (bot.R
 		lm.Close()
 		return nil, nil, err
 	}
-	log.Info("model loaded", "path", cfg.Model.Path, "device", lm.Module.Device(), "slots", lm.Module.Slots(),
+	log.Info("model loaded", "path", cfg.Model.Path, "weights", lm.WeightsFile, "device", lm.Module.Device(), "slots", lm.Module.Slots(),
 		"context", lm.Module.Capacity(), "format", lm.Meta.Format())
 	closeModel := func() error {
 		logEngineStats(log, lm.Engine.Stats())
 		return lm.Close()
 	}
-	return &modelReplier{gen: gen, timeout: cfg.Generation.Timeout, log: log}, closeModel, nil
+	return ReplierFor(gen, cfg.Generation, log), closeModel, nil
+}
+
+// ReplierFor answers the bot's chats with a generator, within the
+// configured reply timeout.
+func ReplierFor(gen *engine.Generator, g config.GenerationConfig, log *slog.Logger) bot.Replier {
+	return &modelReplier{gen: gen, timeout: g.Timeout, log: log}
 }
 
 // logEngineStats says at shutdown what the engine did, so an operator sees

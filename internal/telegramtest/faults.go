@@ -6,11 +6,23 @@ import (
 	"net/http"
 )
 
-// Fault is an error the server answers one call with.
+// Fault is an error the server answers one call with. Exactly one of
+// Status, Network, ResetBefore, ResetAfter and HTML is set.
 type Fault struct {
-	Status     int  // HTTP status and Bot API error_code
-	RetryAfter int  // seconds, for 429
-	Network    bool // drop the connection without an answer
+	Status     int // HTTP status and Bot API error_code
+	RetryAfter int // seconds, for 429
+	// Network drops the connection after reading the request, without
+	// acting on it: the request reached the server and was lost there.
+	Network bool
+	// ResetBefore drops the connection before reading the request body: a
+	// client that sent "Expect: 100-continue" never sent the body.
+	ResetBefore bool
+	// ResetAfter acts on the request (a sendMessage is recorded as sent)
+	// and then drops the connection instead of answering.
+	ResetAfter bool
+	// HTML answers 200 with an HTML page, as a misbehaving proxy might,
+	// without acting on the request.
+	HTML bool
 }
 
 // Inject makes the next calls of method fail, one fault per call, in order.
@@ -18,6 +30,18 @@ func (s *Server) Inject(method string, faults ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults[method] = append(s.faults[method], faults...)
+}
+
+// FailText makes every sendMessage of exactly text fail with status, for
+// good (a message Telegram keeps refusing); status 0 ends that.
+func (s *Server) FailText(text string, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if status == 0 {
+		delete(s.failText, text)
+		return
+	}
+	s.failText[text] = status
 }
 
 // takeFault counts a call of method and returns the fault queued for it.
@@ -34,14 +58,23 @@ func (s *Server) takeFault(method string) (Fault, bool) {
 }
 
 func (f Fault) write(w http.ResponseWriter) {
-	if f.Network {
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
-			conn.Close()
-		}
-		return
+	switch {
+	case f.Network || f.ResetBefore || f.ResetAfter:
+		drop(w)
+	case f.HTML:
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<html><body><h1>502 Bad Gateway</h1></body></html>")
+	default:
+		writeAPIError(w, f.Status, f.RetryAfter)
 	}
-	writeAPIError(w, f.Status, f.RetryAfter)
+}
+
+// drop closes the connection without an answer.
+func drop(w http.ResponseWriter) {
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err == nil {
+		conn.Close()
+	}
 }
 
 // writeAPIError answers as the Bot API does: ok false, the error code, and

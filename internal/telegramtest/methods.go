@@ -84,10 +84,12 @@ func (s *Server) recordAction(chatID int64) {
 	s.actions = append(s.actions, chatID)
 }
 
-func (s *Server) setWebhook(url, secret string) {
+// setWebhook keeps the parameters as strings; allowed_updates as its JSON.
+func (s *Server) setWebhook(p map[string]json.RawMessage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.webhook = map[string]string{"url": url, "secret_token": secret}
+	s.webhook = map[string]string{"url": strParam(p, "url"), "secret_token": strParam(p, "secret_token"),
+		"allowed_updates": string(p["allowed_updates"]), "max_connections": string(p["max_connections"])}
 }
 
 // intParam and strParam read a parameter; a missing or mistyped one reads

@@ -47,6 +47,17 @@ func (s *Server) PushRaw(fields string) int {
 	return id
 }
 
+// PushRawWithID queues an update with a given id (one Telegram sends again,
+// say) given as the JSON of its fields after update_id.
+func (s *Server) PushRawWithID(id int, fields string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.updates = append(s.updates, telego.Update{UpdateID: id})
+	s.raw[id] = json.RawMessage(fmt.Sprintf(`{"update_id": %d, %s}`, id, fields))
+	close(s.arrived)
+	s.arrived = make(chan struct{})
+}
+
 // SetStatus sets a user's member status in a chat (getChatMember); the
 // default is member.
 func (s *Server) SetStatus(chatID, userID int64, status string) {
@@ -100,6 +111,27 @@ func (s *Server) WaitSent(tb testing.TB, chatID int64, n int) []Sent {
 	}
 }
 
+// WaitAllSent waits until at least n messages were sent over all chats; it
+// fails the test if that does not happen within a generous limit.
+func (s *Server) WaitAllSent(tb testing.TB, n int) {
+	tb.Helper()
+	deadline := time.NewTimer(4 * waitLimit)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		got, changed := len(s.sent), s.changed
+		s.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			tb.Fatalf("telegramtest: %d messages sent, want %d", got, n)
+		}
+	}
+}
+
 // CallCount is how often method was called with the right token, faults included.
 func (s *Server) CallCount(method string) int {
 	s.mu.Lock()
@@ -127,7 +159,8 @@ func (s *Server) ActionsIn(chatID int64) int {
 	return n
 }
 
-// Webhook is the url and secret_token of the last setWebhook, nil before one.
+// Webhook is the url, secret_token, allowed_updates and max_connections
+// (these two as JSON) of the last setWebhook, nil before one.
 func (s *Server) Webhook() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

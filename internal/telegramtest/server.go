@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mymmrac/telego"
 )
@@ -45,6 +46,8 @@ type Server struct {
 	faults    map[string][]Fault
 	status    map[[2]int64]string // chat, user -> member status
 	webhook   map[string]string
+	failText  map[string]int // sendMessage text -> status it always fails with
+	delay     map[string]time.Duration
 }
 
 // New starts a server that is closed when the test ends. A call it cannot
@@ -53,6 +56,7 @@ func New(tb testing.TB) *Server {
 	s := &Server{
 		tb: tb, nextID: 1, nextMsgID: 1000, arrived: make(chan struct{}), changed: make(chan struct{}),
 		raw: map[int]json.RawMessage{}, calls: map[string]int{}, faults: map[string][]Fault{}, status: map[[2]int64]string{},
+		failText: map[string]int{}, delay: map[string]time.Duration{},
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(s.Close)
@@ -66,12 +70,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, 0) // Telegram's answer to an unknown token
 		return
 	}
+	flt, faulty := s.takeFault(method)
+	if faulty && flt.ResetBefore {
+		flt.write(w) // before the body is read, so no 100 Continue goes out
+		return
+	}
 	var params map[string]json.RawMessage
 	if err := json.NewDecoder(r.Body).Decode(&params); err != nil {
 		writeAPIError(w, http.StatusBadRequest, 0)
 		return
 	}
-	if flt, ok := s.takeFault(method); ok {
+	if status := s.textFault(method, params); status != 0 && !faulty {
+		flt, faulty = Fault{Status: status}, true
+	}
+	if faulty && !flt.ResetAfter {
 		flt.write(w)
 		return
 	}
@@ -84,7 +96,44 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, 0)
 		return
 	}
+	if faulty {
+		flt.write(w) // acted on, answer lost
+		return
+	}
+	s.wait(r, method)
 	json.NewEncoder(w).Encode(map[string]any{"ok": true, "result": result})
+}
+
+func (s *Server) textFault(method string, p map[string]json.RawMessage) int {
+	if method != "sendMessage" {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failText[strParam(p, "text")]
+}
+
+// SetDelay makes the server answer method d after acting on it, as a slow
+// server does (a client giving up meanwhile does not undo the call).
+func (s *Server) SetDelay(method string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay[method] = d
+}
+
+func (s *Server) wait(r *http.Request, method string) {
+	s.mu.Lock()
+	d := s.delay[method]
+	s.mu.Unlock()
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
 }
 
 func (s *Server) count() {
@@ -107,7 +156,7 @@ func (s *Server) call(r *http.Request, method string, p map[string]json.RawMessa
 	case "getChatMember":
 		return s.getChatMember(p), nil
 	case "setWebhook":
-		s.setWebhook(strParam(p, "url"), strParam(p, "secret_token"))
+		s.setWebhook(p)
 		return true, nil
 	case "deleteWebhook":
 		return true, nil

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mymmrac/telego"
 	ta "github.com/mymmrac/telego/telegoapi"
@@ -153,4 +155,68 @@ func TestMembersAndWebhook(t *testing.T) {
 	if got := s.Webhook(); got["url"] != "https://example.org/h" || got["secret_token"] != "s" {
 		t.Errorf("webhook %v", got)
 	}
+}
+
+// The resets differ in whether the request was acted on; a client sending
+// "Expect: 100-continue" can tell ResetBefore apart, since its body is
+// never asked for.
+func TestResetFaults(t *testing.T) {
+	s := New(t)
+	s.Inject("sendMessage", Fault{ResetBefore: true}, Fault{Network: true}, Fault{ResetAfter: true}, Fault{HTML: true})
+	// Without ExpectContinueTimeout the transport sends the body at once.
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}
+	post := func(text string) (bodySent bool, status int, err error) {
+		body := &readTracker{r: strings.NewReader(`{"chat_id": 1, "text": "` + text + `"}`)}
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/bot"+Token+"/sendMessage", body)
+		req.ContentLength = int64(body.r.Len())
+		req.Header.Set("Expect", "100-continue")
+		resp, err := client.Do(req)
+		if err != nil {
+			return body.done.Load(), 0, err
+		}
+		resp.Body.Close()
+		return true, resp.StatusCode, nil // answered: the body was read
+	}
+	tests := []struct {
+		text     string
+		bodySent bool
+		fails    bool
+	}{
+		{"before", false, true},
+		{"network", true, true},
+		{"after", true, true},
+		{"html", true, false},
+		{"ok", true, false},
+	}
+	for _, tc := range tests {
+		sent, _, err := post(tc.text)
+		if sent != tc.bodySent || (err != nil) != tc.fails {
+			t.Errorf("%s: body sent %v, err %v; want sent %v, failure %v", tc.text, sent, err, tc.bodySent, tc.fails)
+		}
+	}
+	if got := texts(s.AllSent()); !slices.Equal(got, []string{"after", "ok"}) {
+		t.Errorf("recorded %q, want only the reset-after and the good one", got)
+	}
+}
+
+// readTracker tells whether the transport took the whole body.
+type readTracker struct {
+	r    *strings.Reader
+	done atomic.Bool
+}
+
+func (b *readTracker) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if b.r.Len() == 0 {
+		b.done.Store(true)
+	}
+	return n, err
+}
+
+func texts(sent []Sent) []string {
+	var out []string
+	for _, m := range sent {
+		out = append(out, m.Text)
+	}
+	return out
 }

@@ -3,13 +3,15 @@
 package testmodel
 
 import (
-	"fmt"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
+	"github.com/dialogbot/dialogbot/internal/pyenv"
 	"github.com/dialogbot/dialogbot/torch"
 )
 
@@ -33,29 +35,22 @@ func SharedDir(tb testing.TB) string {
 	return dir
 }
 
-// Python finds a Python that can import torch: $PYTHON, python3, /usr/bin/python3.
+// Python finds a Python that can import torch (pyenv.Python).
 func Python() (string, error) {
-	for _, p := range []string{os.Getenv("PYTHON"), "python3", "/usr/bin/python3"} {
-		if p == "" {
-			continue
-		}
-		// Run from / and use torch: in the repository "import torch" alone
-		// would find the Go package's torch/ folder as a namespace package.
-		cmd := exec.Command(p, "-c", "import torch; torch.zeros(1)")
-		cmd.Dir = "/"
-		if cmd.Run() == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("no python with torch found (apt-get install python3-torch, or set PYTHON)")
+	return pyenv.Python(context.Background())
 }
 
 // Export exports ../shared/models/NAME with model/python/export.py into
 // build/testmodels/NAME (reused when already there) and returns that dir.
+// Extra export flags get a directory of their own (NAME_quantize_int8).
 func Export(tb testing.TB, name string, extra ...string) string {
 	tb.Helper()
 	src := filepath.Join(SharedDir(tb), "models", name)
-	return exportTo(tb, name, append([]string{"--hf", src}, extra...))
+	dir := name
+	for _, a := range extra {
+		dir += "_" + strings.TrimLeft(filepath.Base(a), "-")
+	}
+	return exportTo(tb, dir, append([]string{"--hf", src}, extra...))
 }
 
 // ExportRandom exports a randomly initialised model of a named shape

@@ -45,6 +45,19 @@ type Builder struct {
 	examples []Example
 	preview  []PreviewLine
 	stats    Stats
+	spool    *spool // nil: ids stay in memory
+}
+
+// SpoolIDs keeps the examples' token ids in an unlinked temporary file in
+// dir ("": the system's) instead of memory, for big inputs. The Result's
+// Close releases it.
+func (b *Builder) SpoolIDs(dir string) error {
+	s, err := newSpool(dir)
+	if err != nil {
+		return err
+	}
+	b.spool = s
+	return nil
 }
 
 func NewBuilder(enc dialog.Encoder, cfg Config) *Builder {
@@ -72,7 +85,14 @@ func (b *Builder) Add(samples []Sample) error {
 		if err != nil {
 			return err
 		}
-		b.examples = append(b.examples, Example{Time: s.Time, Dialogue: s.Dialogue, Speaker: s.Speaker, IDs: u, PromptLen: promptLen})
+		e := Example{Time: s.Time, Dialogue: s.Dialogue, Speaker: s.Speaker, IDs: u, PromptLen: promptLen}
+		if b.spool != nil {
+			if e.spoolOff, err = b.spool.add(u); err != nil {
+				return err
+			}
+			e.IDs, e.spoolLen = nil, len(u)
+		}
+		b.examples = append(b.examples, e)
 		b.addPreview(s, promptLen)
 	}
 	return nil
@@ -91,6 +111,23 @@ type Result struct {
 	Train, Valid []Example
 	Stats        Stats
 	Preview      []PreviewLine
+	spool        *spool
+}
+
+// ids returns an example's token ids (dst is reused when they come from the spool).
+func (r Result) ids(e Example, dst []uint32) ([]uint32, error) {
+	if e.IDs != nil || r.spool == nil {
+		return e.IDs, nil
+	}
+	return r.spool.read(e.spoolOff, e.spoolLen, dst)
+}
+
+// Close releases the spool file, if any.
+func (r Result) Close() error {
+	if r.spool == nil {
+		return nil
+	}
+	return r.spool.close()
 }
 
 // Finish splits the examples by time and completes the stats with what
@@ -105,16 +142,16 @@ func (b *Builder) Finish(read ReadStats) Result {
 	st.Examples, st.TrainExamples, st.ValidExamples = len(b.examples), len(train), len(valid)
 	for _, e := range b.examples {
 		st.Speakers[e.Speaker]++
-		st.TargetTokens += len(e.IDs) - e.PromptLen
+		st.TargetTokens += e.Len() - e.PromptLen
 	}
 	st.TrainTokens, st.ValidTokens = countTokens(train), countTokens(valid)
-	return Result{Train: train, Valid: valid, Stats: st, Preview: b.preview}
+	return Result{Train: train, Valid: valid, Stats: st, Preview: b.preview, spool: b.spool}
 }
 
 func countTokens(ex []Example) int {
 	n := 0
 	for _, e := range ex {
-		n += len(e.IDs)
+		n += e.Len()
 	}
 	return n
 }

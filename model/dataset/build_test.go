@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,6 +131,57 @@ func TestWriteDirVocabCheck(t *testing.T) {
 	}
 }
 
+// TestWriteDirFailureKeepsOld: a write that fails half-way leaves the
+// previous dataset complete, and no temporary directory behind.
+func TestWriteDirFailureKeepsOld(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "data")
+	res := buildFixture(t, "single_new.json", Limits{})
+	if err := WriteDir(dir, res, Meta{VocabSize: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Train = res.Train[:1] // a different dataset, which fails its vocabulary check
+	if err := WriteDir(dir, res, Meta{VocabSize: 100}); err == nil {
+		t.Fatal("ids above the vocabulary were written")
+	}
+	after, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil || string(after) != string(before) {
+		t.Errorf("meta.json changed by a failed write (%v):\n%s", err, after)
+	}
+	if n := len(readLE[uint64](t, filepath.Join(dir, "train.offsets.u64"))); n != len(buildFixture(t, "single_new.json", Limits{}).Train)+1 {
+		t.Errorf("train offsets changed: %d", n)
+	}
+	entries, _ := os.ReadDir(parent)
+	if len(entries) != 1 {
+		t.Errorf("left behind: %v", entries)
+	}
+	// A successful write replaces it.
+	if err := WriteDir(dir, res, Meta{VocabSize: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(readLE[uint64](t, filepath.Join(dir, "train.offsets.u64"))); n != 2 {
+		t.Errorf("train offsets after replacing: %d entries, want 2", n)
+	}
+}
+
+func TestWriteDirRefusesOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteDir(dir, buildFixture(t, "single_new.json", Limits{}), Meta{})
+	if err == nil || !strings.Contains(err.Error(), "notes.txt, which is not a dataset file") {
+		t.Errorf("got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "notes.txt")); err != nil {
+		t.Error(err)
+	}
+}
+
 func readLE[T uint8 | uint32 | uint64](tb testing.TB, path string) []T {
 	tb.Helper()
 	data, err := os.ReadFile(path)
@@ -142,4 +194,46 @@ func readLE[T uint8 | uint32 | uint64](tb testing.TB, path string) []T {
 		tb.Fatal(err)
 	}
 	return out
+}
+
+// TestSpoolWritesTheSameFiles: ids kept in the spool file give byte-for-byte
+// the dataset of ids kept in memory.
+func TestSpoolWritesTheSameFiles(t *testing.T) {
+	build := func(spool bool) string {
+		b := NewBuilder(runeEncoder{}, Config{Format: dialog.FormatRuDialoGPT, Limits: Limits{Context: 512, MaxNewTokens: 40}, ValidFraction: 0.5, Preview: 2})
+		if spool {
+			if err := b.SpoolIDs(t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		next := 0
+		read, err := ReadTelegram(openFixture(t, "single_new.json"), TelegramOptions{}, func(c Chat) error {
+			var err error
+			next, err = EachSample(c.Messages, DialogueOptions{Gap: 30 * time.Minute, MaxTurns: 6}, next, b.Skip, func(s Sample) error {
+				return b.Add([]Sample{s})
+			})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := b.Finish(read)
+		defer res.Close()
+		if spool && (res.Train[0].IDs != nil || res.Train[0].Len() == 0) {
+			t.Fatalf("spooled example %+v", res.Train[0])
+		}
+		dir := filepath.Join(t.TempDir(), "out")
+		if err := WriteDir(dir, res, Meta{VocabSize: 1 << 20}); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	mem, spooled := build(false), build(true)
+	for name := range datasetFiles {
+		a, errA := os.ReadFile(filepath.Join(mem, name))
+		b, errB := os.ReadFile(filepath.Join(spooled, name))
+		if errA != nil || errB != nil || string(a) != string(b) {
+			t.Errorf("%s differs (%v, %v)", name, errA, errB)
+		}
+	}
 }

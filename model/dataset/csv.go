@@ -1,6 +1,8 @@
 package dataset
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -45,29 +47,49 @@ type csvLayout struct {
 	response int
 }
 
-// ReadCSV reads a dialogue CSV whose header names context_N ... context_1
-// (any number, in any column order) and response; other columns are ignored.
-// Each row with a response and some context is one sample and one dialogue;
-// rows keep file order, which stands for time in the train/valid split.
+// ReadCSV reads a whole dialogue CSV into samples (see ScanCSV); for tests
+// and small files: big ones go through ScanCSV, which keeps no text.
 func ReadCSV(r io.Reader, roles CSVRoles, anonymize bool, skipped func(reason string)) ([]Sample, ReadStats, error) {
-	cr := csv.NewReader(r)
-	var st ReadStats
-	header, err := cr.Read()
-	if err != nil {
-		return nil, st, fmt.Errorf("csv header: %w", csvErr(err))
-	}
-	lay, err := layoutOf(header)
+	var out []Sample
+	st, err := ScanCSV(r, roles, anonymize, skipped, func(s Sample) error {
+		out = append(out, s)
+		return nil
+	})
 	if err != nil {
 		return nil, st, err
 	}
-	var out []Sample
+	return out, st, nil
+}
+
+// ScanCSV streams a dialogue CSV whose header names context_N ... context_1
+// (any number, in any column order) and response; other columns are ignored.
+// Each row with a response and some context is one sample and one dialogue,
+// passed to each as soon as it is read, so memory does not grow with the
+// file. Rows keep file order, which stands for time in the train/valid split.
+// A leading byte order mark (Excel's "CSV UTF-8") is skipped, and a header
+// with semicolons but no commas (Excel in locales with a decimal comma)
+// switches the separator to ';'.
+func ScanCSV(r io.Reader, roles CSVRoles, anonymize bool, skipped func(reason string), each func(Sample) error) (ReadStats, error) {
+	br := bufio.NewReaderSize(skipBOM(r), 64<<10)
+	cr := csv.NewReader(br)
+	cr.Comma = sniffComma(br)
+	cr.ReuseRecord = true
+	var st ReadStats
+	header, err := cr.Read()
+	if err != nil {
+		return st, fmt.Errorf("csv header: %w", csvErr(err))
+	}
+	lay, err := layoutOf(header)
+	if err != nil {
+		return st, err
+	}
 	for row := 0; ; row++ {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
-			return out, st, nil
+			return st, nil
 		}
 		if err != nil {
-			return nil, st, csvErr(err)
+			return st, csvErr(err)
 		}
 		st.Messages++
 		s, reason := lay.sample(rec, roles, anonymize, row)
@@ -75,8 +97,23 @@ func ReadCSV(r io.Reader, roles CSVRoles, anonymize bool, skipped func(reason st
 			skipped(reason)
 			continue
 		}
-		out = append(out, s)
+		if err := each(s); err != nil {
+			return st, err
+		}
 	}
+}
+
+// sniffComma looks at the header line: ';' when it has semicolons and no
+// commas, else ','.
+func sniffComma(br *bufio.Reader) rune {
+	head, _ := br.Peek(br.Size())
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	if bytes.IndexByte(head, ',') < 0 && bytes.IndexByte(head, ';') >= 0 {
+		return ';'
+	}
+	return ','
 }
 
 // csvErr names a truncated quoted cell plainly; encoding/csv errors already

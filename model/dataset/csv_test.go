@@ -104,3 +104,41 @@ func TestAnonymize(t *testing.T) {
 		})
 	}
 }
+
+// TestScanCSVExcel: Excel's "CSV UTF-8" starts with a byte order mark, may
+// quote the header and, in locales with a decimal comma, separates by ';'.
+func TestScanCSVExcel(t *testing.T) {
+	for name, in := range map[string]string{
+		"bom, quoted header":        "\ufeff\"context_1\",\"response\"\r\nHi,Hello\r\n",
+		"bom, semicolons":           "\ufeff\"context_1\";\"response\"\r\nHi;Hello\r\n",
+		"no bom, semicolons":        "context_1;response\nHi;Hello\n",
+		"commas with ; inside cell": "context_1,response\nHi,\"Hello; bye\"\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, _, err := ReadCSV(strings.NewReader(in), RolesAlternate, false, func(string) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Context[0].Text != "Hi" || !strings.HasPrefix(got[0].Reply, "Hello") {
+				t.Errorf("got %+v", got)
+			}
+		})
+	}
+}
+
+// TestScanCSVStreams: each row reaches the callback before the next row is
+// read, so a CSV is never held whole.
+func TestScanCSVStreams(t *testing.T) {
+	r := &countingReader{r: strings.NewReader("context_1,response\n" + strings.Repeat("a,b\n", 200_000))}
+	rows := 0
+	_, err := ScanCSV(r, RolesAlternate, false, func(string) {}, func(Sample) error {
+		rows++
+		if rows == 1 && r.n > 1<<20 {
+			t.Errorf("%d bytes read before the first row was passed on", r.n)
+		}
+		return nil
+	})
+	if err != nil || rows != 200_000 {
+		t.Errorf("rows %d, err %v", rows, err)
+	}
+}

@@ -39,8 +39,19 @@ type turn struct {
 // time-gap segment. Segments are numbered from firstSegment, so several chats
 // get distinct dialogue numbers; the next free number is returned.
 func Samples(msgs []Message, opt DialogueOptions, firstSegment int, skipped func(reason string)) ([]Sample, int) {
-	turns, byMsg := mergeTurns(sortedByTime(msgs), opt.Gap, firstSegment)
 	var out []Sample
+	next, _ := EachSample(msgs, opt, firstSegment, skipped, func(s Sample) error {
+		out = append(out, s)
+		return nil
+	})
+	return out, next
+}
+
+// EachSample is Samples passing each sample on as it is made, so a chat of
+// hundreds of MB never has all its samples in memory at once. It may sort
+// msgs by time in place.
+func EachSample(msgs []Message, opt DialogueOptions, firstSegment int, skipped func(reason string), each func(Sample) error) (int, error) {
+	turns, byMsg := mergeTurns(sortedByTime(msgs), opt.Gap, firstSegment)
 	for i, t := range turns {
 		if !matchesSender(opt.Speaker, t.sender, t.name) {
 			continue
@@ -51,19 +62,25 @@ func Samples(msgs []Message, opt DialogueOptions, firstSegment int, skipped func
 			skipped(reason)
 			continue
 		}
-		out = append(out, s)
+		if err := each(s); err != nil {
+			return 0, err
+		}
 	}
 	next := firstSegment
 	if len(turns) > 0 {
 		next = turns[len(turns)-1].segment + 1
 	}
-	return out, next
+	return next, nil
 }
 
+// sortedByTime sorts msgs by time, stably and in place; exports are almost
+// always in order already, which costs one pass.
 func sortedByTime(msgs []Message) []Message {
-	out := append([]Message(nil), msgs...)
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-	return out
+	less := func(i, j int) bool { return msgs[i].Time.Before(msgs[j].Time) }
+	if !sort.SliceIsSorted(msgs, less) {
+		sort.SliceStable(msgs, less)
+	}
+	return msgs
 }
 
 // mergeTurns groups messages into turns and turns into time-gap segments. A

@@ -34,8 +34,19 @@ type Example struct {
 	Time      time.Time
 	Dialogue  int
 	Speaker   string
-	IDs       []uint32
+	IDs       []uint32 // nil when the ids are in the builder's spool file
 	PromptLen int
+
+	spoolOff int64 // where the ids are in the spool, in ids
+	spoolLen int
+}
+
+// Len is the number of token ids.
+func (e Example) Len() int {
+	if e.IDs != nil {
+		return len(e.IDs)
+	}
+	return e.spoolLen
 }
 
 // EncodeExample builds an example's ids exactly as serving builds a prompt

@@ -49,7 +49,7 @@ func (e *PositionError) Unwrap() error { return e.Err }
 // and calls each once per selected chat, in file order. Only one chat's
 // reduced messages are held at a time; the JSON itself is never loaded whole.
 func ReadTelegram(r io.Reader, opt TelegramOptions, each func(Chat) error) (ReadStats, error) {
-	in := &countingReader{r: r}
+	in := &countingReader{r: skipBOM(r)}
 	p := &tgParser{dec: json.NewDecoder(in), in: in, opt: opt, each: each}
 	if err := p.document(); err != nil {
 		return p.stats, err

@@ -2,7 +2,7 @@
 trace of GPT2.step, the cached step the C++ bridge calls), OUT/tokenizer.json and OUT/dialogbot.json.
 
     /usr/bin/python3 model/python/export.py --hf DIR --out DIR [--dtype float32|float16|bfloat16]
-        [--quantize int8] [--prompt-format auto|rudialogpt|dialogpt]
+        [--quantize int8|both] [--prompt-format auto|rudialogpt|dialogpt]
     /usr/bin/python3 model/python/export.py --random-shape gpt2-small --tokenizer FILE --out DIR
 
 The step is always traced in float32 on the CPU (torch 1.13's CPU kernels lack float16 matmul), checked
@@ -14,6 +14,7 @@ saved file is loaded back with torch.jit.load and checked again (on CUDA too whe
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import os
@@ -30,6 +31,7 @@ import torch.nn as nn  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpt2  # noqa: E402
 import hftokenizer  # noqa: E402
+import int8  # noqa: E402
 
 FORMAT_VERSION = 1
 
@@ -187,7 +189,7 @@ def metadata(cfg, args, tok: Dict, source: str, diff: float) -> Dict:
         "layer_norm_epsilon": cfg.layer_norm_epsilon,
         "dtype": args.dtype,
         "quantize": args.quantize or "none",
-        # Dynamically quantized Linear layers have CPU kernels only.
+        # int8 Linear layers (dialogbot::linear_w8) have a CPU kernel only.
         "cpu_only": bool(args.quantize),
         "prompt_format": prompt_format(args.prompt_format, specials),
         "eos_token_id": eos,
@@ -202,16 +204,16 @@ def metadata(cfg, args, tok: Dict, source: str, diff: float) -> Dict:
 
 
 def quantize_int8(model: gpt2.GPT2) -> nn.Module:
-    """Dynamic int8 Linear layers, the output layer included.
+    """Weight-only int8 Linear layers (int8.py), the output layer included.
 
     The tied output layer is untied first so it is quantized too: kept in fp32 it is the largest read
-    of a decode step (GPT-2-small: 38.6M of 124M parameters; 60 -> 45 ms a token through the bridge
-    on the 2-core dev VM).
+    of a decode step (GPT-2-small: 38.6M of 124M parameters). The embedding stays float32 (a lookup
+    reads one row of it).
     """
     if model.lm_head is None:
         model.lm_head = nn.Linear(model.config.n_embd, model.config.vocab_size, bias=False)
         model.lm_head.weight = model.transformer.wte.weight
-    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    return int8.quantize(model)
 
 
 def build_trace(model: gpt2.GPT2, args, log) -> Tuple[torch.jit.ScriptModule, nn.Module, float]:
@@ -219,7 +221,7 @@ def build_trace(model: gpt2.GPT2, args, log) -> Tuple[torch.jit.ScriptModule, nn
     cfg, dtype = model.config, DTYPES[args.dtype]
     if args.quantize:
         model = quantize_int8(model)
-        log("quantized Linear layers to int8 (dynamic, CPU only)")
+        log("quantized Linear layers to int8 (weights only, a scale per output row; CPU only)")
     traced = trace_step(model, cfg)
     diff = check(traced, model, cfg, torch.float32, "cpu", 1e-4, "cpu float32", log)
     if dtype == torch.float32:
@@ -250,9 +252,44 @@ def save_and_reload(traced, model, cfg, args, path: str, log) -> None:
     model.to("cpu")
 
 
+INT8_FILE = "model.int8.pt"
+# Rows of random step inputs on which the int8 copy's most likely next token is compared with the
+# float copy's: seeds x CHECK_SHAPES (x their batch rows).
+AGREEMENT_SEEDS = range(1, 9)
+
+
+def top1_agreement(int8_model: nn.Module, float_model: nn.Module, cfg) -> Tuple[float, int, float]:
+    """(fraction of rows where int8's argmax equals float's, rows compared, max abs logit diff)."""
+    same = rows = 0
+    worst = 0.0
+    with torch.no_grad():
+        for seed in AGREEMENT_SEEDS:
+            for B, T, S in CHECK_SHAPES:
+                args = step_inputs(cfg, B, T, S, seed=seed)
+                a, b = int8_model.step(*args)[0], float_model.step(*args)[0]
+                same += int((a.argmax(-1) == b.argmax(-1)).sum())
+                rows += B
+                worst = max(worst, float((a - b).abs().max()))
+    return same / rows, rows, worst
+
+
+def write_int8_copy(model: gpt2.GPT2, float_model: nn.Module, args, log) -> Dict:
+    """Writes OUT/model.int8.pt beside the float copy; returns dialogbot.json's "int8" entry.
+
+    The Go side's model.dtype = "auto" loads it on a CPU when the agreement recorded here is high
+    enough, so the numbers are measured on this model, not assumed.
+    """
+    int8_args = argparse.Namespace(**{**vars(args), "quantize": "int8"})
+    traced, eager, _ = build_trace(model, int8_args, log)
+    save_and_reload(traced, eager, model.config, int8_args, os.path.join(args.out, INT8_FILE), log)
+    agree, rows, worst = top1_agreement(eager, float_model, model.config)
+    log(f"{INT8_FILE}: int8 top-1 == float32 top-1 on {agree:.1%} of {rows} rows, max abs logit diff {worst:.3g}")
+    return {"file": INT8_FILE, "top1_agreement": agree, "rows_checked": rows, "max_abs_logit_diff": worst}
+
+
 def export(args, log=print) -> Dict:
     if args.quantize and args.dtype != "float32":
-        raise ExportError("--quantize int8 needs --dtype float32")
+        raise ExportError(f"--quantize {args.quantize} needs --dtype float32")
     model, source = load_source(args)
     cfg = model.config
     os.makedirs(args.out, exist_ok=True)
@@ -261,9 +298,15 @@ def export(args, log=print) -> Dict:
         raise ExportError(f"tokenizer has ids up to {hftokenizer.vocab_size(tok) - 1} but the model's vocab_size is {cfg.vocab_size}")
     log(f"model: {cfg.n_layer} layers, {cfg.n_embd} wide, {cfg.n_head} heads, vocab {cfg.vocab_size}, "
         f"{model.num_parameters() / 1e6:.1f}M parameters, from {source}")
+    both = args.quantize == "both"
+    original = copy.deepcopy(model) if both else None
+    if both:  # model.pt: the float copy
+        args = argparse.Namespace(**{**vars(args), "quantize": None})
     traced, eager, diff = build_trace(model, args, log)
     save_and_reload(traced, eager, cfg, args, os.path.join(args.out, "model.pt"), log)
     meta = metadata(cfg, args, tok, source, diff)
+    if both:
+        meta["int8"] = write_int8_copy(original, eager, args, log)
     tmp = os.path.join(args.out, "dialogbot.json.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2, ensure_ascii=False)
@@ -278,7 +321,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--hf", help="Hugging Face model directory (config.json + weights + tokenizer files)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    p.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 Linear layers (CPU only)")
+    p.add_argument("--quantize", choices=["int8", "both"], default=None,
+                   help="int8: model.pt has int8 Linear layers (CPU only); both: model.pt stays float32 and "
+                        "model.int8.pt is the int8 copy, which model.dtype = \"auto\" picks on a CPU")
     p.add_argument("--prompt-format", choices=["auto", "rudialogpt", "dialogpt"], default="auto")
     p.add_argument("--random-shape", choices=sorted(SHAPES), help="random weights of this shape (benchmarks)")
     p.add_argument("--tokenizer", help="tokenizer.json to ship with --random-shape")

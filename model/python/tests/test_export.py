@@ -54,6 +54,27 @@ def test_exported_trace_matches_eager_after_reload(tmp_path, hf_dir, flags, dtyp
             assert export.max_diff(got, want) < 1e-4, f"B={B} T={T} S={S}"
 
 
+def test_quantize_both_writes_the_int8_copy_beside_the_float_one(tmp_path, hf_dir):
+    logs = []
+    meta = run_export(["--hf", hf_dir, "--out", str(tmp_path), "--quantize", "both"], logs)
+    assert sorted(os.listdir(tmp_path)) == ["dialogbot.json", "model.int8.pt", "model.pt", "tokenizer.json"]
+    assert meta["quantize"] == "none" and meta["cpu_only"] is False, "model.pt is the float copy"
+    copy = meta["int8"]
+    assert copy["file"] == "model.int8.pt" and copy["rows_checked"] > 0 and 0 <= copy["top1_agreement"] <= 1
+    assert any("top-1" in line for line in logs)
+    with open(tmp_path / "dialogbot.json", encoding="utf-8") as f:
+        assert json.load(f)["int8"] == copy
+    args = export.step_inputs(gpt2.load_hf(hf_dir).config, 2, 3, 4, seed=5)
+    with torch.no_grad():
+        want_float = gpt2.load_hf(hf_dir).step(*args)
+        want_int8 = export.quantize_int8(gpt2.load_hf(hf_dir)).step(*args)
+        got_float = torch.jit.load(str(tmp_path / "model.pt"))(*args)
+        got_int8 = torch.jit.load(str(tmp_path / "model.int8.pt"))(*args)
+    assert export.max_diff(got_float, want_float) < 1e-4
+    assert export.max_diff(got_int8, want_int8) < 1e-4
+    assert export.max_diff(got_int8, want_float) > 0, "the int8 copy is quantized"
+
+
 def test_float16_export_stores_half_weights(tmp_path, hf_dir):
     meta = run_export(["--hf", hf_dir, "--out", str(tmp_path), "--dtype", "float16"])
     assert meta["dtype"] == "float16"
@@ -152,6 +173,7 @@ def test_bad_traces_are_refused(tiny_model, cls, message):
     [
         pytest.param(["--hf", "/nonexistent", "--out", "OUT"], 1, id="missing-dir"),
         pytest.param(["--hf", "HF", "--out", "OUT", "--dtype", "float16", "--quantize", "int8"], 1, id="int8-half"),
+        pytest.param(["--hf", "HF", "--out", "OUT", "--dtype", "bfloat16", "--quantize", "both"], 1, id="both-half"),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, hf_dir, capsys, argv, code):

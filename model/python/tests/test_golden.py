@@ -85,11 +85,12 @@ def nano_int8(shared_model):
 
 
 def test_nano_ru_int8_stays_close(nano_int8):
-    """Dynamic int8 (the CPU's smaller-weights option) must keep what the model says.
+    """int8 (export's weight-only int8, the CPU's smaller-weights option) must keep what the model says.
 
-    Not exact: rounding the weights moves logits by a few hundredths, so a near tie later in a reply
-    can flip. Seen with Debian's oneDNN engine: top-1 5/5, top-10 overlap 9-10 of 10, greedy replies
-    3/5 equal and the other two still fluent. A broken quantization fails all of these.
+    Not exact: rounding the weights moves logits by a few hundredths, and a prompt of several tokens
+    also quantizes its activations (int8.py), so a near tie later in a reply can flip. Seen on the dev
+    VM (AMD EPYC, VNNI): top-1 5/5, top-10 overlap at least 9 of 10, greedy replies 5/5 (with the
+    earlier per-tensor dynamic int8: 3/5). A broken quantization fails all of these.
     """
     model, cases = nano_int8
     same_reply = 0
@@ -99,4 +100,4 @@ def test_nano_ru_int8_stays_close(nano_int8):
         assert top[0] == c["last_logits_top10_ids"][0], "int8 changed the most likely next token"
         assert len(set(top) & set(c["last_logits_top10_ids"])) >= 8, f"int8 top-10 {top}"
         same_reply += gpt2.greedy(model, c["prompt_ids"], 24, stop_ids=STOP_IDS) == until_stop(c["greedy_ids"])
-    assert same_reply >= 3, f"int8 kept only {same_reply} of {len(cases)} greedy replies"
+    assert same_reply >= 4, f"int8 kept only {same_reply} of {len(cases)} greedy replies"

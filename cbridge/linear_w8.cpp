@@ -1,0 +1,259 @@
+// linear_w8.cpp: dialogbot::linear_w8, the Linear layer of int8 exports.
+//
+// y = x · (w · diag(scale))ᵀ + bias, with w int8 [out, in] and one float
+// scale per output row (weight-only, symmetric, per-channel quantization;
+// model/python/int8.py makes the weights and holds the reference version).
+//
+// Two paths, by the number of input rows:
+//  - one row (a chat's decode step) is bound by reading the weights: a
+//    direct AVX2 kernel streams the int8 rows into float FMAs, with no
+//    state and one parallel region per layer. torch's dynamic int8 on
+//    oneDNN (Debian's only x86 engine) quantizes the row, runs a GEMM made
+//    for many rows and dequantizes, and was slower than this by a third.
+//  - more rows (prompts, batched decode) are bound by arithmetic: the
+//    quantized engine's int8 GEMM on weights packed once per layer, called
+//    in fixed tiles of rows so that oneDNN, which prepares a layer for the
+//    shape of its first call only, never sees another shape.
+// Measurements: docs/cpu.md.
+#include <ATen/Parallel.h>
+#include <ATen/native/quantized/PackedParams.h>
+#include <torch/library.h>
+#include <torch/torch.h>
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+
+namespace {
+
+// Up to this many rows, the direct kernel: each weight row is read from
+// memory once and reused from cache for every input row. Beyond, a layer is
+// compute-bound, and the quantized engine's int8 arithmetic is faster.
+// DIALOGBOT_W8_DIRECT_ROWS overrides it, for measuring (docs/cpu.md).
+int64_t direct_rows() {
+  static const int64_t n = [] {
+    const char *env = std::getenv("DIALOGBOT_W8_DIRECT_ROWS");
+    return env != nullptr ? std::atoll(env) : int64_t{1};
+  }();
+  return n;
+}
+
+// dot_rows: y[m*out + o] for o in [o0, o1) and the rows m in [0, M).
+void dot_rows_generic(const float *x, const int8_t *w, const float *scale, const float *bias, float *y, int64_t M,
+                      int64_t in, int64_t out, int64_t o0, int64_t o1) {
+  for (int64_t o = o0; o < o1; o++) {
+    const int8_t *wr = w + o * in;
+    for (int64_t m = 0; m < M; m++) {
+      const float *xr = x + m * in;
+      float acc = 0;
+      for (int64_t i = 0; i < in; i++) acc += static_cast<float>(wr[i]) * xr[i];
+      y[m * out + o] = acc * scale[o] + (bias ? bias[o] : 0.f);
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 load_w8(const int8_t *p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p))));
+}
+
+// Four output rows against R (1 or 2) input rows: 4*R independent
+// accumulators hide the FMA latency, and each x load serves four weights.
+template <int R>
+__attribute__((target("avx2,fma"))) void block4(const float *x, const int8_t *w, const float *scale,
+                                                 const float *bias, float *y, int64_t in, int64_t out, int64_t o) {
+  __m256 acc[4][R];
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; j++)
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) acc[j][r] = _mm256_setzero_ps();
+  const int8_t *w0 = w + o * in;
+  int64_t i = 0;
+  for (; i + 8 <= in; i += 8) {
+    __m256 wv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) wv[j] = load_w8(w0 + j * in + i);
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) {
+      __m256 xv = _mm256_loadu_ps(x + r * in + i);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) acc[j][r] = _mm256_fmadd_ps(wv[j], xv, acc[j][r]);
+    }
+  }
+  for (int j = 0; j < 4; j++) {
+    for (int r = 0; r < R; r++) {
+      float s = hsum(acc[j][r]);
+      for (int64_t k = i; k < in; k++) s += static_cast<float>(w0[j * in + k]) * x[r * in + k];
+      y[r * out + o + j] = s * scale[o + j] + (bias ? bias[o + j] : 0.f);
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) void dot_rows_avx2(const float *x, const int8_t *w, const float *scale,
+                                                        const float *bias, float *y, int64_t M, int64_t in,
+                                                        int64_t out, int64_t o0, int64_t o1) {
+  int64_t o = o0;
+  for (; o + 4 <= o1; o += 4) {
+    int64_t m = 0;
+    for (; m + 2 <= M; m += 2) block4<2>(x + m * in, w, scale, bias, y + m * out, in, out, o);
+    if (m < M) block4<1>(x + m * in, w, scale, bias, y + m * out, in, out, o);
+  }
+  if (o < o1) dot_rows_generic(x, w, scale, bias, y, M, in, out, o, o1);
+}
+
+bool have_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+
+// direct: the decode path, parallel over blocks of output rows.
+void direct(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale, const float *bias,
+            torch::Tensor &y) {
+  const int64_t M = x.size(0), in = x.size(1), out = w.size(0);
+  const float *xp = x.data_ptr<float>(), *sp = scale.data_ptr<float>();
+  const int8_t *wp = w.data_ptr<int8_t>();
+  float *yp = y.data_ptr<float>();
+  const bool avx2 = have_avx2();
+  // Grain: ~64K weights per task, so small layers do not pay for threads.
+  const int64_t grain = std::max<int64_t>(4, (1 << 16) / std::max<int64_t>(in, 1)) / 4;
+  at::parallel_for(0, (out + 3) / 4, grain, [&](int64_t b0, int64_t b1) {
+    int64_t o0 = b0 * 4, o1 = std::min(out, b1 * 4);
+    if (avx2) {
+      dot_rows_avx2(xp, wp, sp, bias, yp, M, in, out, o0, o1);
+    } else {
+      dot_rows_generic(xp, wp, sp, bias, yp, M, in, out, o0, o1);
+    }
+  });
+}
+
+// Packed is a weight in the quantized engine's own layout (oneDNN here,
+// fbgemm where libtorch has it), made on first use and then kept. The
+// weak reference frees the entry with the model: a new model's weights at
+// the same address are never mistaken for the old ones.
+struct Packed {
+  c10::weak_intrusive_ptr<c10::StorageImpl> storage;
+  c10::intrusive_ptr<LinearPackedParamsBase> params;
+};
+
+std::mutex packed_mu;
+std::unordered_map<const void *, Packed> packed_cache;
+
+c10::intrusive_ptr<LinearPackedParamsBase> packed_for(const torch::Tensor &w, const torch::Tensor &scale,
+                                                     const c10::optional<torch::Tensor> &bias) {
+  std::lock_guard<std::mutex> lock(packed_mu);
+  const void *key = w.data_ptr();
+  auto it = packed_cache.find(key);
+  if (it != packed_cache.end() && !it->second.storage.expired()) return it->second.params;
+  for (auto e = packed_cache.begin(); e != packed_cache.end();) {
+    e = e->second.storage.expired() ? packed_cache.erase(e) : std::next(e);
+  }
+  auto zero = torch::zeros({w.size(0)}, torch::kInt64);
+  auto qw = at::_make_per_channel_quantized_tensor(w, scale.to(torch::kFloat64), zero, 0);
+  static auto prepack = c10::Dispatcher::singleton()
+                            .findSchemaOrThrow("quantized::linear_prepack", "")
+                            .typed<c10::intrusive_ptr<LinearPackedParamsBase>(at::Tensor, c10::optional<at::Tensor>)>();
+  auto params = prepack.call(qw, bias);
+  packed_cache.insert_or_assign(key, Packed{c10::weak_intrusive_ptr<c10::StorageImpl>(w.storage().getWeakStorageImpl()), params});
+  return params;
+}
+
+// full_range_ok: with VNNI, int8 products accumulate in 32 bits; without
+// it (plain AVX2), pairs of uint8 x int8 products are summed in saturating
+// 16-bit lanes, so activations must use 7 bits ("reduce range"), which
+// costs exactness: nano-ru kept its first reply token on 17 of 20 sessions
+// with 7 bits, 19 with 8 (docs/cpu.md). int8.py mirrors this rule.
+bool full_range_ok() {
+  static const bool yes = __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
+  return yes;
+}
+
+// Rows per call of the quantized engine. oneDNN prepares a layer for the
+// input shape of its first call only and rebuilds its kernel on every call
+// of another shape; batched decode changes its row count at almost every
+// step (a chat joins, one ends), so nano-ru at 32 chats ran at half of
+// float32's speed. Calls of exactly this many rows (the last tile padded
+// with zero rows, which change no quantization range) keep the one shape it
+// prepared. DIALOGBOT_W8_TILE_ROWS overrides it, for measuring.
+int64_t tile_rows() {
+  static const int64_t n = [] {
+    const char *env = std::getenv("DIALOGBOT_W8_TILE_ROWS");
+    int64_t v = env != nullptr ? std::atoll(env) : 0;
+    return v > 0 ? v : int64_t{32};
+  }();
+  return n;
+}
+
+// engine: many rows (prefill, batched decode), where the work is
+// arithmetic, not reading weights: the quantized engine's int8 GEMM
+// (activations quantized per call, as torch's dynamic int8 does) beats
+// float FMAs there (docs/cpu.md).
+torch::Tensor engine(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale,
+                     const c10::optional<torch::Tensor> &bias) {
+  auto packed = packed_for(w, scale, bias);
+  const int64_t M = x.size(0), T = tile_rows();
+  const bool reduce = !full_range_ok();
+  auto y = torch::empty({M, w.size(0)}, x.options());
+  torch::Tensor pad;
+  for (int64_t r0 = 0; r0 < M; r0 += T) {
+    const int64_t n = std::min(T, M - r0);
+    auto xt = x.narrow(0, r0, n);
+    if (n < T) {
+      pad = torch::zeros({T, x.size(1)}, x.options());
+      pad.narrow(0, 0, n).copy_(xt);
+      xt = pad;
+    }
+    y.narrow(0, r0, n).copy_(packed->apply_dynamic(xt, reduce).narrow(0, 0, n));
+  }
+  return y;
+}
+
+void check_args(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale,
+                const c10::optional<torch::Tensor> &bias) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32, "linear_w8: x must be float32 on the CPU");
+  TORCH_CHECK(w.dim() == 2 && w.scalar_type() == torch::kInt8 && w.is_contiguous(),
+              "linear_w8: w must be a contiguous int8 [out, in] matrix");
+  TORCH_CHECK(x.size(-1) == w.size(1), "linear_w8: x has ", x.size(-1), " features, w expects ", w.size(1));
+  TORCH_CHECK(scale.dim() == 1 && scale.size(0) == w.size(0) && scale.scalar_type() == torch::kFloat32 &&
+                  scale.is_contiguous(),
+              "linear_w8: scale must be float32 [out]");
+  if (bias && bias->defined()) {
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == w.size(0) && bias->scalar_type() == torch::kFloat32 &&
+                    bias->is_contiguous(),
+                "linear_w8: bias must be float32 [out]");
+  }
+}
+
+torch::Tensor linear_w8(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale,
+                        const c10::optional<torch::Tensor> &bias) {
+  check_args(x, w, scale, bias);
+  const int64_t in = w.size(1), out = w.size(0);
+  auto x2 = x.reshape({-1, in}).contiguous();
+  auto shape = x.sizes().vec();
+  shape.back() = out;
+  if (x2.size(0) > direct_rows()) return engine(x2, w, scale, bias).view(shape);
+  auto y = torch::empty({x2.size(0), out}, x.options());
+  const float *b = (bias && bias->defined()) ? bias->data_ptr<float>() : nullptr;
+  if (x2.size(0) > 0) direct(x2, w, scale, b, y);
+  return y.view(shape);
+}
+
+}  // namespace
+
+// linear_w8_avx2 tells cb_runtime_info whether the fast path runs here.
+bool linear_w8_avx2() { return have_avx2(); }
+
+TORCH_LIBRARY(dialogbot, m) {
+  m.def("linear_w8(Tensor x, Tensor w, Tensor scale, Tensor? bias) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(dialogbot, CPU, m) { m.impl("linear_w8", &linear_w8); }

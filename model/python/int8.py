@@ -1,0 +1,116 @@
+"""Weight-only int8 Linear layers: what `export.py --quantize int8` writes.
+
+Each Linear keeps its weights as int8 with one float scale per output row (symmetric, per channel)
+and computes in float32: y = x @ (w * scale)^T + bias. The graph calls dialogbot::linear_w8, an op
+the C++ bridge implements (cbridge/linear_w8.cpp: int8 rows streamed into float FMAs, no per-shape
+state); the version here is its reference, used to trace, check and test the export in Python.
+
+Why not torch.ao.quantization.quantize_dynamic: on Debian's libtorch its only x86 engine is oneDNN,
+which also quantizes the activations (less exact), prepares a primitive for the first input shape
+only and, measured on the 2-core dev VM, was no faster than float32 through the bridge
+(docs/cpu.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+OP_SCHEMA = "linear_w8(Tensor x, Tensor w, Tensor scale, Tensor? bias) -> Tensor"
+
+
+# Rows up to which the bridge streams the int8 weights into float FMAs (exact up to float rounding);
+# more rows go to the quantized engine, which also quantizes the activations (cbridge/linear_w8.cpp).
+DIRECT_ROWS = 1
+# Rows per call of the quantized engine (tile_rows in linear_w8.cpp): one shape, prepared once.
+TILE_ROWS = int(os.environ.get("DIALOGBOT_W8_TILE_ROWS") or 32)
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+# As the bridge decides (full_range_ok in linear_w8.cpp): 8-bit activations where VNNI accumulates
+# int8 products in 32 bits, 7 bits where plain AVX2 would saturate 16-bit sums.
+REDUCE_RANGE = not ({"avx512_vnni", "avx_vnni"} & _cpu_flags())
+
+
+def _reference(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias):
+    """The bridge's arithmetic, path for path, so export's checks and agreement numbers hold for it."""
+    if x.numel() <= DIRECT_ROWS * x.size(-1):
+        return F.linear(x, w.float() * scale.unsqueeze(1), bias)
+    qw = torch._make_per_channel_quantized_tensor(w, scale.double(), torch.zeros_like(scale, dtype=torch.long), 0)
+    packed = torch.ops.quantized.linear_prepack(qw, bias)
+    x2 = x.reshape(-1, x.size(-1))
+    tiles = []
+    for r0 in range(0, x2.size(0), TILE_ROWS):  # as the bridge: tiles of TILE_ROWS rows, the last zero-padded
+        xt = x2[r0:r0 + TILE_ROWS]
+        n = xt.size(0)
+        if n < TILE_ROWS:
+            xt = torch.cat([xt, xt.new_zeros(TILE_ROWS - n, xt.size(1))])
+        tiles.append(torch.ops.quantized.linear_dynamic(xt.contiguous(), packed, REDUCE_RANGE)[:n])
+    return torch.cat(tiles).view(x.shape[:-1] + (w.size(0),))
+
+
+def _op_registered() -> bool:
+    try:
+        torch.ops.dialogbot.linear_w8  # noqa: B018 (the lookup is the test)
+        return True
+    except (AttributeError, RuntimeError):
+        return False
+
+
+# The bridge's library (torch.ops.load_library) may already have defined the op in this process:
+# then its kernel runs, which is how scripts/cpu-int8-probe.py times it from Python.
+if not _op_registered():
+    _LIB = torch.library.Library("dialogbot", "DEF")
+    _LIB.define(OP_SCHEMA)
+    _LIB.impl("linear_w8", _reference, "CPU")
+
+
+class Int8Linear(nn.Module):
+    """A Linear whose weight is int8 [out, in] with a float32 scale per output row."""
+
+    def __init__(self, weight: torch.Tensor, scale: torch.Tensor, bias):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.register_buffer("scale", scale)
+        self.register_buffer("bias", bias)
+        self.in_features, self.out_features = weight.size(1), weight.size(0)
+
+    @classmethod
+    def from_linear(cls, lin: nn.Linear) -> "Int8Linear":
+        w = lin.weight.detach().float()
+        scale = (w.abs().amax(dim=1) / 127.0).clamp(min=torch.finfo(torch.float32).tiny)
+        q = torch.round(w / scale.unsqueeze(1)).clamp(-127, 127).to(torch.int8).contiguous()
+        bias = None if lin.bias is None else lin.bias.detach().float().contiguous()
+        return cls(q, scale.contiguous(), bias)
+
+    def dequantized(self) -> torch.Tensor:
+        return self.weight.float() * self.scale.unsqueeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.dialogbot.linear_w8(x, self.weight, self.scale, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 weights"
+
+
+def quantize(module: nn.Module) -> nn.Module:
+    """Replaces every nn.Linear below module (in place) by an Int8Linear; returns module."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.Linear):
+            setattr(module, name, Int8Linear.from_linear(child))
+        else:
+            quantize(child)
+    return module

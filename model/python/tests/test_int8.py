@@ -1,0 +1,74 @@
+"""int8.py and the bridge's kernel for it (cbridge/linear_w8.cpp)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn as nn
+
+import int8
+from conftest import HERE, REPO_ROOT
+
+
+def test_quantize_rounds_each_row_to_its_own_scale():
+    torch.manual_seed(0)
+    lin = nn.Linear(16, 5)
+    with torch.no_grad():
+        lin.weight[2] *= 100  # one row far larger: a per-tensor scale would crush the others
+    q = int8.Int8Linear.from_linear(lin)
+    assert q.weight.dtype == torch.int8 and q.weight.abs().max() == 127
+    err = (q.dequantized() - lin.weight).abs()
+    assert bool((err <= q.scale.unsqueeze(1) / 2 + 1e-7).all()), "an error above half a step"
+    assert float(err[0].max()) < float(lin.weight[0].abs().max()) / 100
+
+
+def test_one_row_is_weight_only_and_exact_up_to_rounding():
+    torch.manual_seed(1)
+    lin = nn.Linear(24, 7)
+    q = int8.Int8Linear.from_linear(lin)
+    x = torch.randn(1, 1, 24)
+    want = torch.nn.functional.linear(x, q.dequantized(), lin.bias)
+    assert torch.allclose(q(x), want, atol=1e-6)
+
+
+def test_quantize_replaces_every_linear():
+    m = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), nn.Linear(4, 2)))
+    int8.quantize(m)
+    assert not any(isinstance(x, nn.Linear) for x in m.modules())
+    assert sum(isinstance(x, int8.Int8Linear) for x in m.modules()) == 2
+
+
+BRIDGE = os.path.join(REPO_ROOT, "bin", "libcbridge.so")
+
+# Run in a child process: loading the bridge defines dialogbot::linear_w8 there, which int8.py then
+# leaves to the bridge's kernel instead of defining its reference version.
+KERNEL_CHECK = textwrap.dedent("""
+    import sys, torch
+    torch.ops.load_library(sys.argv[1])
+    sys.path.insert(0, sys.argv[2])
+    import int8
+    torch.manual_seed(0)
+    worst = 0.0
+    for rows in (1, 2, 5, 40):
+        for out_f, in_f, bias in ((7, 5, True), (64, 24, False), (300, 777, True), (2304, 768, True)):
+            q = int8.Int8Linear.from_linear(torch.nn.Linear(in_f, out_f, bias=bias))
+            x = torch.randn(rows, in_f) * 3
+            got = q(x)
+            want = int8._reference(x, q.weight, q.scale, q.bias)
+            d = float((got - want).abs().max() / want.abs().max())
+            assert d < 1e-5, (rows, out_f, in_f, d)
+            worst = max(worst, d)
+    print(f"worst relative difference {worst:.2g}")
+""")
+
+
+@pytest.mark.skipif(not os.path.isfile(BRIDGE), reason=f"{BRIDGE} not built (make bridge)")
+def test_bridge_kernel_matches_reference():
+    """The C++ kernel against int8.py, path for path: the direct one-row kernel and the engine's."""
+    res = subprocess.run([sys.executable, "-c", KERNEL_CHECK, BRIDGE, HERE], capture_output=True,
+                         text=True, cwd="/")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "worst relative difference" in res.stdout

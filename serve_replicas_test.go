@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mymmrac/telego"
+
+	"github.com/dialogbot/dialogbot/internal/config"
+	"github.com/dialogbot/dialogbot/internal/pgtest"
+	"github.com/dialogbot/dialogbot/internal/telegramtest"
+	"github.com/dialogbot/dialogbot/internal/testmodel"
+)
+
+const replicaSecret = "replica-secret"
+
+// replicaConfig is serve's config for one replica in webhook mode on the
+// shared PostgreSQL database, with a short claim TTL so that a dead
+// replica's chats are taken over within seconds.
+func replicaConfig(t *testing.T, apiURL, model, dbURL, listen string) string {
+	return writeConfig(t, fmt.Sprintf(`
+[telegram]
+api_url = %q
+apology = %q
+mode = "webhook"
+webhook_listen = %q
+webhook_path = "/hook"
+webhook_url = "https://example.org/hook"
+webhook_secret = %q
+
+[model]
+path = %q
+device = %q
+
+[generation]
+max_new_tokens = 12
+fallback_reply = %q
+
+[storage]
+path = %q
+url = %q
+claim_ttl = "2s"
+
+[bot]
+chat_per_second = 1000.0
+group_per_minute = 60000.0
+global_per_second = 10000.0
+`, apiURL, serveApology, listen, replicaSecret, model, testmodel.Device(), serveFallback,
+		filepath.Join(t.TempDir(), "unused.db"), dbURL))
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// postUpdate delivers a message as Telegram's webhook does.
+func postUpdate(addr string, id int, m *telego.Message) error {
+	body := fmt.Sprintf(`{"update_id": %d, "message": {"message_id": %d, "date": 0, "chat": {"id": %d, "type": "supergroup"}, "from": {"id": 5, "is_bot": false, "first_name": "U"}, "text": %q}}`,
+		id, m.MessageID, m.Chat.ID, m.Text)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/hook", bytes.NewBufferString(body))
+	req.Header.Set(telego.WebhookSecretTokenHeader, replicaSecret)
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// TestServeReplicasSurviveKill: two serve processes in webhook mode share a
+// PostgreSQL inbox behind a balancer that alternates between them and, like
+// Telegram, sends an update to the other when a delivery fails. 100
+// messages over 20 chats; one replica is killed with SIGKILL while
+// replying. Every message is answered once, each chat in order.
+func TestServeReplicasSurviveKill(t *testing.T) {
+	testmodel.RequireBridge(t)
+	model := testmodel.Export(t, "tiny-gpt2")
+	dbURL := pgtest.Start(t)
+	t.Setenv(config.TokenEnv, telegramtest.Token)
+	api := telegramtest.New(t)
+	log := serveLog(t)
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	children := []*child{
+		startChild(t, replicaConfig(t, api.URL, model, dbURL, addrs[0]), log),
+		startChild(t, replicaConfig(t, api.URL, model, dbURL, addrs[1]), log),
+	}
+	// Each replica registers its webhook once it listens.
+	for api.CallCount("setWebhook") < 2 {
+		time.Sleep(10 * time.Millisecond) // orders the test only; a hang ends in the test's timeout
+	}
+	msgs := crashTraffic(20, 100)
+	up := []bool{true, true}
+	for i, m := range msgs {
+		if i == 50 {
+			api.WaitAllSent(t, 30)
+			children[0].kill(t)
+			up[0] = false
+		}
+		target := i % 2
+		if !up[target] {
+			target = 1 - target
+		}
+		if err := postUpdate(addrs[target], i+1, m); err != nil {
+			t.Fatalf("delivering update %d: %v", i+1, err)
+		}
+	}
+	for _, m := range msgs {
+		waitAnswer(t, api, m)
+	}
+	children[1].term(t)
+	r := report(api, msgs)
+	r.check(t, len(msgs))
+	t.Logf("two replicas, one killed after 30 answers: %+v", r)
+}
