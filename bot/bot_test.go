@@ -58,13 +58,24 @@ func TestPrivateMessageGetsReply(t *testing.T) {
 func TestTypingWhileGenerating(t *testing.T) {
 	f := newFakeAPI(t)
 	// The reply comes only once "typing" was sent twice: it is shown, and repeated.
+	// (It runs on the bot's goroutine, so it returns an error rather than
+	// failing the test: the test goroutine then misses the reply.)
 	slow := replierFunc(func(ctx context.Context, chatID int64, _ []dialog.Turn) (string, error) {
-		waitFor(t, "typing twice", func() bool { return f.actionsIn(chatID) >= 2 })
+		for f.actionsIn(chatID) < 2 {
+			select {
+			case <-ctx.Done():
+				return "", fmt.Errorf("typing was not sent twice: %w", ctx.Err())
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
 		return "done", nil
 	})
 	startBot(t, f, slow, testOptions(t, f))
 	f.push(private(42, "think hard"))
 	waitFor(t, "reply", func() bool { return len(f.sentTo(42)) == 1 })
+	if got := texts(f.sentTo(42)); !slices.Equal(got, []string{"done"}) {
+		t.Errorf("sent %q, want the reply after two typing actions", got)
+	}
 }
 
 func TestCommands(t *testing.T) {
