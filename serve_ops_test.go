@@ -16,7 +16,7 @@ import (
 )
 
 // TestServeHealthAndMetrics: with the model loaded and getMe held by the
-// fake Bot API, /healthz says 503; once getMe is answered and a message
+// fake Bot API, /healthz says 503; once getMe is answered and two messages
 // answered, it says 200 and /metrics shows the counters moved.
 func TestServeHealthAndMetrics(t *testing.T) {
 	testmodel.RequireBridge(t)
@@ -39,8 +39,11 @@ func TestServeHealthAndMetrics(t *testing.T) {
 		t.Errorf("metrics before start: ready %v, received %v; want 0, 0", m["dialogbot_ready"], m["dialogbot_updates_received_total"])
 	}
 	getMe.Open()
-	api.Push(privateMsg(42, "привет"))
-	api.WaitSent(t, 42, 1)
+	// A chat's updates are handled one after another: once the second
+	// reply is out, the first one's send was counted (a reply is counted
+	// when Telegram's answer is back, after the fake API recorded it).
+	api.Push(privateMsg(42, "привет"), privateMsg(42, "как дела?"))
+	api.WaitSent(t, 42, 2)
 	if code, body := httpGet(t, ops, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz after a reply: %d %q, want 200", code, body)
 	}
