@@ -1,8 +1,11 @@
 """A readable GPT-2 in PyTorch that loads Hugging Face GPT-2 weights by their HF names.
 
 Two forwards share the same blocks:
-  * GPT2.forward(input_ids) -> logits [B,T,V]: the training forward (causal, positions 0..T-1),
-    used by fine-tuning and perplexity.
+  * GPT2.hidden(input_ids, position_ids, mask) -> final hidden states [B,T,C] (after ln_f): the
+    training forward. Fine-tuning picks the rows it has targets for and only those go through
+    GPT2.head (so the [B,T,V] logits are never built); packed rows pass position ids that restart
+    per example and a block-diagonal causal mask. GPT2.forward(input_ids) -> logits [B,T,V] is
+    hidden + head over every position (perplexity, tests).
   * GPT2.step(input_ids, position_ids, attn_mask, past, last_index) -> (logits [B,V] float32,
     present [L,2,B,H,T,D]): the cached step that export.py traces and the C++ bridge calls.
 
@@ -24,7 +27,7 @@ import math
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -126,6 +129,15 @@ class GPT2Config:
 
 # ----------------------------------------------------------------------------- model
 
+# torch >= 2.0 has fused attention (flash / memory-efficient kernels on CUDA, a fused kernel on
+# the CPU); Debian's torch 1.13 does not. Module-level so tests can compare both paths.
+HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
+USE_SDPA = HAS_SDPA
+# The output GEMM runs over a vocabulary padded to a multiple of this many rows (GPT-2's 50,257 ->
+# 50,304): tensor cores and vector units want aligned shapes. Only the product is padded; the
+# weights, the logits returned and the exported vocabulary keep their size.
+HEAD_PAD = 64
+
 # Softmax runs in float32 and masked scores get float32's most negative value (not -inf), so a
 # fully masked row (a padding query) stays finite instead of turning into NaN.
 _MASK_VALUE = torch.finfo(torch.float32).min
@@ -174,6 +186,19 @@ def cached_attention(
     return y_past + probs[..., s:] @ v
 
 
+def dropout(mod: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
+    """mod(x), drawing the mask faster on the CPU.
+
+    Without MKL (Debian's torch) the CPU bernoulli_ behind nn.Dropout draws one number at a
+    time on one thread: 20 ms for 3M elements here, a fifth of a training step. torch.rand
+    fills the same tensor in a third of that; keep = rand >= p is the same distribution.
+    """
+    if not mod.training or mod.p == 0 or x.device.type != "cpu":
+        return mod(x)
+    keep = torch.rand(x.shape, dtype=torch.float32) >= mod.p
+    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - mod.p))
+
+
 def _linear(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
     # Quantized modules (export --quantize int8) keep their own forward.
     if isinstance(mod, nn.Linear):
@@ -195,6 +220,20 @@ class Attention(nn.Module):
         # [B,T,C] -> [B,H,T,D]; B and T come from the input so a trace keeps them dynamic.
         return x.view(x.size(0), x.size(1), self.n_head, self.head_dim).transpose(1, 2)
 
+    def _full_attention(self, q, k, v, mask: "TrainMask") -> torch.Tensor:
+        """Attention with dropout over the sequence itself (no cache); mask as GPT2.train_mask builds it."""
+        p = self.attn_dropout.p if self.training else 0.0
+        if mask.sdpa:
+            if mask.allowed is None:
+                return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.allowed, dropout_p=p)
+        # torch 1.13: the [B,H,T,T] scores are unavoidable, so make as few of them as possible:
+        # scale and mask in place on the product (its backward needs only q and k), then one
+        # softmax. Softmax runs in float32 also under bf16 autocast.
+        scores = (q @ k.transpose(-1, -2)).float()
+        scores.mul_(self.scale).masked_fill_(mask.blocked, _MASK_VALUE)
+        return dropout(self.attn_dropout, F.softmax(scores, dim=-1).type_as(v)) @ v
+
     def forward(self, x, mask, past_k=None, past_v=None):
         """Attention of the new tokens x over the cache (past_k/v, may be None) and themselves.
 
@@ -204,14 +243,12 @@ class Attention(nn.Module):
         """
         q, k, v = _linear(self.c_attn, x).split(self.n_embd, dim=2)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
-        if past_k is None:  # training: plain causal attention with dropout
-            scores = (q @ k.transpose(-1, -2)).float() * self.scale
-            scores = scores.masked_fill(mask.logical_not(), _MASK_VALUE)
-            y = self.attn_dropout(F.softmax(scores, dim=-1).type_as(v)) @ v
+        if past_k is None:  # training / full-sequence forward
+            y = self._full_attention(q, k, v, mask)
         else:
             y = cached_attention(q, k, v, past_k, past_v, mask, self.scale)
         y = y.transpose(1, 2).reshape(x.size(0), x.size(1), self.n_embd)
-        return self.resid_dropout(_linear(self.c_proj, y)), k, v
+        return dropout(self.resid_dropout, _linear(self.c_proj, y)), k, v
 
 
 class MLP(nn.Module):
@@ -224,13 +261,20 @@ class MLP(nn.Module):
 
     def forward(self, x):
         h = _linear(self.c_fc, x)
+        # bf16 GELU (and its backward) is twice as slow as float32's on the CPU. Training only:
+        # a trace (eval) must not bake in a cast.
+        upcast = self.training and h.dtype == torch.bfloat16 and h.device.type == "cpu"
+        if upcast:
+            h = h.float()
         if self.act in ("gelu_new", "gelu_pytorch_tanh"):
             h = F.gelu(h, approximate="tanh")  # HF's gelu_new is the tanh approximation
         elif self.act == "gelu":
             h = F.gelu(h)
         else:
             h = F.relu(h)
-        return self.dropout(_linear(self.c_proj, h))
+        if upcast:
+            h = h.to(torch.bfloat16)
+        return dropout(self.dropout, _linear(self.c_proj, h))
 
 
 class Block(nn.Module):
@@ -245,6 +289,19 @@ class Block(nn.Module):
         a, k, v = self.attn(self.ln_1(x), mask, past_k, past_v)
         x = x + a
         return x + self.mlp(self.ln_2(x)), k, v
+
+
+class TrainMask(NamedTuple):
+    """Who may attend to whom in a full-sequence forward, built once per forward for all layers.
+
+    sdpa: use F.scaled_dot_product_attention; allowed: bool [B,1,T,T] (True = may attend) or None
+    for plain causal attention (which lets SDPA pick flash attention); blocked: the complement,
+    for the torch 1.13 path (masked_fill_ wants the positions to fill).
+    """
+
+    sdpa: bool
+    allowed: Optional[torch.Tensor]
+    blocked: Optional[torch.Tensor]
 
 
 class GPT2(nn.Module):
@@ -275,19 +332,58 @@ class GPT2(nn.Module):
 
     def _embed(self, input_ids, position_ids):
         t = self.transformer
-        return t.drop(t.wte(input_ids) + t.wpe(position_ids))
+        return dropout(t.drop, t.wte(input_ids) + t.wpe(position_ids))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Training forward: causal attention, positions 0..T-1; logits [B,T,V] in model dtype."""
+        """Causal forward, positions 0..T-1; logits [B,T,V] in model dtype."""
+        return self.head(self.hidden(input_ids))
+
+    @staticmethod
+    def train_mask(segments: Optional[torch.Tensor], T: int, device) -> TrainMask:
+        """The attention mask of a full-sequence forward over T positions.
+
+        segments: None (each row is one sequence) or int [B,T], the example each position
+        belongs to (packed rows): a token attends to the tokens before it in its own example
+        only, so packing never lets one example see another.
+        """
+        allowed = None
+        if segments is not None or not USE_SDPA:
+            allowed = torch.ones(T, T, dtype=torch.bool, device=device).tril().view(1, 1, T, T)
+        if segments is not None:
+            allowed = allowed & (segments.unsqueeze(2) == segments.unsqueeze(1)).unsqueeze(1)
+        if USE_SDPA:
+            return TrainMask(True, allowed, None)
+        return TrainMask(False, None, allowed.logical_not())
+
+    def hidden(self, input_ids: torch.Tensor, position_ids: Optional[torch.Tensor] = None,
+               segments: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Final hidden states [B,T,C] (after ln_f) of a causal forward.
+
+        position_ids: None (0..T-1) or int [B,T] (restarting per packed example);
+        segments: see train_mask.
+        """
         T = input_ids.size(1)
-        if T > self.config.n_positions:
-            raise ValueError(f"sequence of {T} tokens is longer than n_positions {self.config.n_positions}")
-        pos = torch.arange(T, device=input_ids.device).unsqueeze(0)
-        mask = torch.ones(T, T, dtype=torch.bool, device=input_ids.device).tril().view(1, 1, T, T)
-        x = self._embed(input_ids, pos)
+        if position_ids is None:
+            if T > self.config.n_positions:
+                raise ValueError(f"sequence of {T} tokens is longer than n_positions {self.config.n_positions}")
+            position_ids = torch.arange(T, device=input_ids.device).unsqueeze(0)
+        mask = self.train_mask(segments, T, input_ids.device)
+        x = self._embed(input_ids, position_ids)
         for block in self.transformer.h:
             x, _, _ = block(x, mask)
-        return self._logits(x)
+        return self.transformer.ln_f(x)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [..., V] of final hidden states, through an output GEMM over a vocabulary padded
+        to a multiple of HEAD_PAD rows (the padding rows are zeros and sliced off again)."""
+        if self.lm_head is not None and not isinstance(self.lm_head, nn.Linear):
+            return self.lm_head(x)  # quantized by export --quantize int8
+        w = self.lm_head.weight if self.lm_head is not None else self.transformer.wte.weight
+        V = w.size(0)
+        extra = -V % HEAD_PAD
+        if extra:
+            w = F.pad(w, (0, 0, 0, extra))
+        return F.linear(x, w)[..., :V]
 
     def step(
         self,
@@ -527,8 +623,9 @@ def empty_past(config: GPT2Config, batch: int, dtype=torch.float32, device="cpu"
 
 
 @torch.no_grad()
-def greedy(model: GPT2, prompt_ids, max_new: int, stop_ids=()) -> list:
-    """Greedy decoding with the cached step (stops after emitting a stop id)."""
+def greedy(model: GPT2, prompt_ids, max_new: int, stop_ids=(), min_new: int = 0) -> list:
+    """Greedy decoding with the cached step (stops after emitting a stop id; the
+    stop ids are banned for the first min_new tokens, as serving's min_new_tokens)."""
     dev = model.transformer.wte.weight.device
     ids, pos, mask, last = causal_step_inputs([len(prompt_ids)], ids=[prompt_ids], device=dev)
     past = empty_past(model.config, 1, model.dtype, dev)
@@ -536,6 +633,8 @@ def greedy(model: GPT2, prompt_ids, max_new: int, stop_ids=()) -> list:
     for _ in range(max_new):
         logits, present = model.step(ids, pos, mask, past, last)
         past = torch.cat([past, present], dim=4)
+        if len(out) < min_new and stop_ids:
+            logits[0, list(stop_ids)] = float("-inf")
         nxt = int(logits[0].argmax())
         out.append(nxt)
         if nxt in stop_ids:

@@ -13,6 +13,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dataset_io  # noqa: E402
+import batches  # noqa: E402
 import finetune  # noqa: E402
 import gpt2  # noqa: E402
 
@@ -96,19 +97,44 @@ def test_loss_counts_only_masked_targets(change, changes_loss):
     assert (not torch.equal(before, after)) == changes_loss
 
 
-def test_padding_never_counts(tmp_path):
-    model = gpt2.load_hf(tiny_model_dir(tmp_path))
+def reference_loss(model, split, i):
+    """The old path on one example alone: logits at every position, then the targets."""
+    ids, mask = split.example(i)
+    ids = torch.tensor(ids.astype(np.int64)).unsqueeze(0)
+    return finetune.masked_loss_sum(model(ids), ids, torch.tensor(mask.astype(bool)).unsqueeze(0))[0]
+
+
+@pytest.mark.parametrize("layout", batches.LAYOUTS)
+def test_batch_loss_and_gradient_equal_the_examples_alone(tmp_path, layout):
+    """Padding never counts and packed examples never see each other: the batch's
+    loss and gradient are the sums of each example's, computed alone the old way."""
+    model = gpt2.load_hf(tiny_model_dir(tmp_path))  # eval(): no dropout
     rng = np.random.default_rng(1)
-    split = split_of([example(rng) for _ in range(3)])
-    alone = [finetune.masked_loss_sum(model(b.ids), b.ids, b.mask)[0].item()
-             for b in (finetune.collate(split, np.array([i]), 0, 48, "cpu") for i in range(3))]
+    short = ([FIRST, 5, SECOND, 5, FIRST], [0, 0, 0, 1, 1])
+    split = split_of([example(rng) for _ in range(3)] + [short, short])
+    alone = sum(reference_loss(model, split, i) for i in range(5))
+    want = torch.autograd.grad(alone, list(model.parameters()))
+    _, collate = batches.batcher(layout)
     for pad in (0, 17, VOCAB - 1):
-        b = finetune.collate(split, np.arange(3), pad, 48, "cpu")
-        assert b.tokens == len(split.tokens)
-        with torch.no_grad():
-            loss, n = finetune.masked_loss_sum(model(b.ids), b.ids, b.mask)
-        assert n == split.target_tokens()
-        assert loss.item() == pytest.approx(sum(alone), rel=1e-5), f"pad id {pad}"
+        b = collate(split, np.arange(5), pad, 48)
+        assert b.tokens == len(split.tokens) and b.targets == split.target_tokens()
+        if layout == "pack":
+            assert b.ids.shape[0] < 5, "short examples must share rows"
+        loss = finetune.TargetLoss(model)(b.ids, b.positions, b.segments, b.src, b.labels)
+        assert loss.item() == pytest.approx(alone.item(), rel=1e-5), f"pad id {pad}"
+        got = torch.autograd.grad(loss, list(model.parameters()))
+        for g, w in zip(got, want):
+            assert torch.allclose(g, w, rtol=1e-4, atol=1e-6)
+
+
+def test_full_logits_path_equals_the_selected_rows(tmp_path):
+    model = gpt2.load_hf(tiny_model_dir(tmp_path))
+    rng = np.random.default_rng(2)
+    split = split_of([example(rng) for _ in range(4)])
+    b = batches.collate_bucket(split, np.arange(4), 0, 48)
+    args = (b.ids, b.positions, b.segments, b.src, b.labels)
+    full = finetune.TargetLoss(model, full_logits=True)(*args)
+    assert full.item() == pytest.approx(finetune.TargetLoss(model)(*args).item(), rel=1e-6)
 
 
 def split_of(examples) -> dataset_io.Split:
@@ -118,33 +144,50 @@ def split_of(examples) -> dataset_io.Split:
                             np.concatenate([[0], np.cumsum(lens)]).astype(np.int64))
 
 
-def test_collate_keeps_the_last_tokens_of_a_long_example():
+@pytest.mark.parametrize("layout", batches.LAYOUTS)
+def test_collate_keeps_the_last_tokens_of_a_long_example(layout):
     split = split_of([(list(range(3, 13)), [0] * 7 + [1] * 3)])
-    b = finetune.collate(split, np.array([0]), 0, 4, "cpu")
+    b = batches.batcher(layout)[1](split, np.array([0]), 0, 4)
     assert b.ids.tolist() == [[9, 10, 11, 12]]
-    assert b.mask.tolist() == [[False, True, True, True]]
+    assert b.src.tolist() == [0, 1, 2] and b.labels.tolist() == [10, 11, 12]
 
 
 # ----------------------------------------------------------------------------- batching and schedule
 
 
-@pytest.mark.parametrize("name, batch_tokens, batch_size, seed", [
-    ("by tokens, sorted", 64, 0, None),
-    ("by tokens, shuffled", 64, 0, 3),
-    ("by count", 10_000, 4, 3),
-    ("one example longer than the budget", 5, 0, None),
+@pytest.mark.parametrize("name, make, batch_tokens, batch_size, seed", [
+    ("by tokens, sorted", batches.make_batches, 64, 0, None),
+    ("by tokens, shuffled", batches.make_batches, 64, 0, 3),
+    ("by count", batches.make_batches, 10_000, 4, 3),
+    ("one example longer than the budget", batches.make_batches, 5, 0, None),
+    ("packed, in order", batches.make_packed_batches, 64, 0, None),
+    ("packed, shuffled", batches.make_packed_batches, 64, 0, 3),
+    ("packed, by count", batches.make_packed_batches, 10_000, 4, 3),
+    ("packed, one example longer than the budget", batches.make_packed_batches, 5, 0, None),
 ])
-def test_make_batches(name, batch_tokens, batch_size, seed):
+def test_make_batches(name, make, batch_tokens, batch_size, seed):
     lengths = np.random.default_rng(0).integers(2, 40, size=50)
     rng = None if seed is None else np.random.default_rng(seed)
-    batches = finetune.make_batches(lengths, batch_tokens, batch_size, rng)
-    assert sorted(np.concatenate(batches).tolist()) == list(range(50)), "every example exactly once"
-    for b in batches:
-        assert len(b) == 1 or len(b) * lengths[b].max() <= batch_tokens
+    got = make(lengths, batch_tokens, batch_size, rng)
+    assert sorted(np.concatenate(got).tolist()) == list(range(50)), "every example exactly once"
+    packed = make is batches.make_packed_batches
+    for b in got:
+        used = lengths[b].sum() if packed else len(b) * lengths[b].max()
+        assert len(b) == 1 or used <= batch_tokens
         assert batch_size == 0 or len(b) <= batch_size
     if seed is not None:
-        again = finetune.make_batches(lengths, batch_tokens, batch_size, np.random.default_rng(seed))
-        assert [b.tolist() for b in batches] == [b.tolist() for b in again], "same seed, same batches"
+        again = make(lengths, batch_tokens, batch_size, np.random.default_rng(seed))
+        assert [b.tolist() for b in got] == [b.tolist() for b in again], "same seed, same batches"
+
+
+@pytest.mark.parametrize("lengths, rows", [
+    ([5], 1), ([5, 5], 2), ([10, 3, 4, 2, 1], 2), ([6, 5, 4, 3, 2, 1], 4),
+])
+def test_pack_rows_fits_every_example_once_within_the_longest(lengths, rows):
+    got = batches.pack_rows(lengths)
+    assert sorted(i for r in got for i in r) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in r) <= max(lengths) for r in got)
+    assert len(got) == rows
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
@@ -271,3 +314,91 @@ def test_dataset_round_trip(tmp_path):
     got_ids, got_mask = ds.train.example(0)
     assert got_ids.tolist() == ids and got_mask.tolist() == mask
     assert ds.train.target_tokens() == int(ds.train.mask.sum())
+
+
+# ----------------------------------------------------------------------------- old path vs new path
+
+
+def curve(tmp_path, name, model, data, *extra):
+    """Train losses per step and the final validation loss of a 30-step run without dropout."""
+    args = args_for(tmp_path / name, model, data, "--steps", "30", "--lr", "3e-3", "--eval-every", "30",
+                    "--dropout", "0", "--samples", "0", *extra)
+    summary, _ = quiet_run(args)
+    with open(summary["report"]) as f:
+        rep = json.load(f)
+    return np.array([loss for _, loss in rep["history"]["train"]]), summary["valid_loss_after"]
+
+
+def test_new_training_paths_keep_the_old_loss_curve(tmp_path):
+    """Same seed, same data. The old path (logits at every position, bucketed and
+    padded batches, fp32) against: the target rows only (same batches: the same
+    curve to float rounding); packed batches (other batches: the same curve
+    within noise); bf16 autocast (where the CPU has it)."""
+    model, data = tiny_model_dir(tmp_path), tiny_dataset_dir(tmp_path)
+    old, old_valid = curve(tmp_path, "old", model, data, "--layout", "bucket", "--full-logits", "--dtype", "fp32")
+    assert old[-5:].mean() < old[:5].mean() - 0.3, "the task is learnable: the curve must fall"
+    rows, rows_valid = curve(tmp_path, "rows", model, data, "--layout", "bucket", "--dtype", "fp32")
+    np.testing.assert_allclose(rows, old, rtol=1e-4)
+    assert rows_valid == pytest.approx(old_valid, rel=1e-4)
+    variants = [("pack", "--layout", "pack", "--dtype", "fp32")]
+    if finetune.cpu_has_bf16():
+        variants.append(("bf16", "--layout", "pack", "--dtype", "bf16"))
+    for name, *flags in variants:
+        new, new_valid = curve(tmp_path, name, model, data, *flags)
+        # Windows of 10 steps: packing changes which examples share a step, so single steps differ.
+        for a, b in zip(old.reshape(3, 10).mean(1), new.reshape(3, 10).mean(1)):
+            assert b == pytest.approx(a, rel=0.03), (name, old, new)
+        assert new_valid == pytest.approx(old_valid, rel=0.03), name
+
+
+def sdpa_as_documented(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False):
+    """torch 2's F.scaled_dot_product_attention as its documentation defines it (no dropout)."""
+    L, S = q.size(-2), k.size(-2)
+    bias = torch.zeros(L, S)
+    if is_causal:
+        bias = bias.masked_fill(~torch.ones(L, S, dtype=torch.bool).tril(), float("-inf"))
+    if attn_mask is not None:
+        bias = bias + torch.zeros_like(attn_mask, dtype=q.dtype).masked_fill(~attn_mask, float("-inf"))
+    w = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.size(-1)) + bias, dim=-1)
+    return w @ v
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_sdpa_path_passes_the_mask_sdpa_expects(monkeypatch, tiny_model, packed):
+    """torch 1.13 has no SDPA, so the torch 2 branch runs here against SDPA's documented
+    semantics: it must give what the 1.13 path gives, causal and block-diagonal alike."""
+    ids = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(0))
+    pos = seg = None
+    if packed:
+        seg = torch.tensor([[1] * 5 + [2] * 7, [1] * 9 + [0] * 3])
+        pos = torch.tensor([list(range(5)) + list(range(7)), list(range(9)) + list(range(3))])
+    with torch.no_grad():
+        monkeypatch.setattr(gpt2, "USE_SDPA", False)
+        want = tiny_model.hidden(ids, pos, seg)
+        monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", sdpa_as_documented, raising=False)
+        monkeypatch.setattr(gpt2, "USE_SDPA", True)
+        got = tiny_model.hidden(ids, pos, seg)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    if packed:  # and the second example of row 0 is the example alone
+        with torch.no_grad():
+            alone = tiny_model.hidden(ids[:1, 5:])
+        torch.testing.assert_close(got[0, 5:], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_compile_needs_torch_2(tmp_path, capsys):
+    if hasattr(torch, "compile"):
+        pytest.skip("this torch has torch.compile")
+    model, data = tiny_model_dir(tmp_path), tiny_dataset_dir(tmp_path)
+    code = finetune.main(["--model", model, "--data", data, "--out", str(tmp_path / "o"), "--compile", "--steps", "1"])
+    assert code == 1 and "--compile needs torch >= 2" in capsys.readouterr().err
+
+
+def test_cpu_dropout_keeps_the_distribution():
+    """gpt2.dropout draws its CPU mask with torch.rand instead of bernoulli_: same keep rate and scale."""
+    drop = torch.nn.Dropout(0.25).train()
+    x = torch.ones(200_000)
+    y = gpt2.dropout(drop, x)
+    kept = y != 0
+    assert kept.float().mean().item() == pytest.approx(0.75, abs=0.01)
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.75))
+    assert torch.equal(gpt2.dropout(drop.eval(), x), x)

@@ -102,3 +102,11 @@ def test_training_forward_dropout_only_in_train_mode(tiny_model):
 def test_training_forward_rejects_too_long(tiny_model):
     with pytest.raises(ValueError, match="n_positions"):
         tiny_model(torch.zeros(1, 33, dtype=torch.long))
+
+
+def test_greedy_min_new_bans_the_stop_ids_at_first(tiny_model):
+    prompt = [5, 6, 7]
+    first = gpt2.greedy(tiny_model, prompt, 1)[0]
+    assert gpt2.greedy(tiny_model, prompt, 1, stop_ids=[first]) == [first]
+    banned = gpt2.greedy(tiny_model, prompt, 3, stop_ids=[first], min_new=1)
+    assert banned[0] != first
