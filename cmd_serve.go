@@ -155,7 +155,7 @@ func newLogger(s stdio, verbose bool) *slog.Logger {
 // botOptions maps the config onto the bot's options.
 func botOptions(cfg config.Config) bot.Options {
 	t, b := cfg.Telegram, cfg.Bot
-	o := bot.DefaultOptions()
+	var o bot.Options
 	o.Token, o.APIURL, o.Mode = t.Token, t.APIURL, t.Mode
 	o.WebhookListen, o.WebhookPath, o.WebhookURL, o.WebhookSecret = t.WebhookListen, t.WebhookPath, t.WebhookURL, t.WebhookSecret
 	o.WebhookMaxConnections = t.WebhookMaxConnections

@@ -39,15 +39,23 @@ func testLogger(t testing.TB) (*slog.Logger, *telegramtest.SyncBuffer) {
 func testOptions(t testing.TB, f *fakeAPI) Options {
 	return Options{
 		Token: testToken, APIURL: f.srv.URL,
-		StorePath:      filepath.Join(t.TempDir(), "bot.db"),
-		AdminIDs:       []int64{7},
-		Texts:          Texts{NonTextReply: "I only read text."},
-		Limits:         Limits{ChatPerSecond: 1000, GroupPerMinute: 60000, GlobalPerSecond: 10000},
-		PollTimeout:    time.Second,
-		ShutdownGrace:  2 * time.Second,
-		TypingInterval: 20 * time.Millisecond,
-		RetryBackoff:   10 * time.Millisecond,
-		Rand:           rand.New(rand.NewPCG(1, 2)),
+		StorePath: filepath.Join(t.TempDir(), "bot.db"),
+		AdminIDs:  []int64{7},
+		Texts: Texts{Greeting: "Hi!", Help: "Write to me.", Apology: "Sorry.", TooLong: "Too long.",
+			ResetReply: "Forgotten.", NonTextReply: "I only read text."},
+		Limits:                Limits{ChatPerSecond: 1000, GroupPerMinute: 60000, GlobalPerSecond: 10000},
+		HistoryTurns:          12,
+		ReplyTimeout:          30 * time.Second,
+		SendDeadline:          time.Minute,
+		MaxConcurrent:         16,
+		QueueSize:             32,
+		WebhookMaxConnections: 40,
+		ClaimTTL:              15 * time.Second,
+		PollTimeout:           time.Second,
+		ShutdownGrace:         2 * time.Second,
+		TypingInterval:        20 * time.Millisecond,
+		RetryBackoff:          10 * time.Millisecond,
+		Rand:                  rand.New(rand.NewPCG(1, 2)),
 	}
 }
 

@@ -92,42 +92,36 @@ type Limits struct {
 	GlobalPerSecond float64 // over all chats, 30
 }
 
-// DefaultOptions are the defaults for every field a config may leave out.
-func DefaultOptions() Options {
+// tuning are the defaults of the options that no config key sets: how the
+// bot paces its own work. What a user may configure (texts, limits, queue
+// sizes, deadlines, the store) has its defaults in internal/config alone,
+// and a zero value there is an error of Validate, not a silent default.
+func tuning() Options {
 	return Options{
-		APIURL: "https://api.telegram.org",
-		Mode:   ModePolling,
-		Texts: Texts{
-			Greeting:   "Hi! I am a dialogue bot. Just write to me.",
-			Help:       "Write me a message and I will answer. In groups, mention me or reply to me.\n/reset - forget our conversation\n/chance N - (group admins) join the talk unprompted with N% chance",
-			Apology:    "Sorry, something went wrong. Please try again later.",
-			TooLong:    "Sorry, your message is too long for me.",
-			ResetReply: "Okay, I have forgotten our conversation.",
-		},
-		StorePath:             "dialogbot.db",
-		HistoryTurns:          12,
-		ReplyTimeout:          30 * time.Second,
-		Limits:                Limits{ChatPerSecond: 1, GroupPerMinute: 20, GlobalPerSecond: 30},
-		MaxConcurrent:         16,
-		QueueSize:             32,
-		IdleTimeout:           time.Minute,
-		ShutdownGrace:         3 * time.Second,
-		TypingInterval:        4 * time.Second,
-		PollTimeout:           25 * time.Second,
-		RetryBackoff:          time.Second,
-		SendDeadline:          time.Minute,
-		ApologyDeadline:       10 * time.Second,
-		WebhookMaxConnections: 40,
-		WebhookMaxOpen:        256,
-		ClaimTTL:              15 * time.Second,
+		Mode:           ModePolling,
+		IdleTimeout:    time.Minute,
+		TypingInterval: 4 * time.Second,
+		PollTimeout:    25 * time.Second,
+		RetryBackoff:   time.Second,
+		// the apology after a failed send gets this long of its own
+		ApologyDeadline: 10 * time.Second,
+		WebhookMaxOpen:  256,
 	}
 }
 
 // Validate reports the first option that cannot work.
+// Zero tuning fields take their defaults (see tuning) and are valid.
 func (o Options) Validate() error {
+	o = o.withDefaults()
 	switch {
 	case o.Token == "":
 		return errors.New("empty token")
+	case o.APIURL == "":
+		return errors.New("empty Bot API URL")
+	case o.Texts.Greeting == "" || o.Texts.Help == "" || o.Texts.Apology == "" || o.Texts.TooLong == "" || o.Texts.ResetReply == "":
+		return errors.New("the greeting, help, apology, too-long and reset texts must not be empty")
+	case o.ReplyTimeout <= 0 || o.ShutdownGrace <= 0 || o.SendDeadline <= 0:
+		return errors.New("the reply timeout, shutdown grace and send deadline must be positive")
 	case o.Mode != ModePolling && o.Mode != ModeWebhook:
 		return fmt.Errorf("mode %q: want %q or %q", o.Mode, ModePolling, ModeWebhook)
 	case o.Mode == ModeWebhook && (o.WebhookListen == "" || o.WebhookURL == "" || o.WebhookSecret == ""):
@@ -152,35 +146,16 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// withDefaults fills every zero field from DefaultOptions, so a caller (a
-// test, mostly) sets only what it cares about.
+// withDefaults fills the zero tuning fields (see tuning).
 func (o Options) withDefaults() Options {
-	d := DefaultOptions()
-	setDefault(&o.APIURL, d.APIURL)
+	d := tuning()
 	setDefault(&o.Mode, d.Mode)
-	setDefault(&o.Texts.Greeting, d.Texts.Greeting)
-	setDefault(&o.Texts.Help, d.Texts.Help)
-	setDefault(&o.Texts.Apology, d.Texts.Apology)
-	setDefault(&o.Texts.TooLong, d.Texts.TooLong)
-	setDefault(&o.Texts.ResetReply, d.Texts.ResetReply)
-	setDefault(&o.StorePath, d.StorePath)
-	setDefault(&o.HistoryTurns, d.HistoryTurns)
-	setDefault(&o.ReplyTimeout, d.ReplyTimeout)
-	setDefault(&o.Limits.ChatPerSecond, d.Limits.ChatPerSecond)
-	setDefault(&o.Limits.GroupPerMinute, d.Limits.GroupPerMinute)
-	setDefault(&o.Limits.GlobalPerSecond, d.Limits.GlobalPerSecond)
-	setDefault(&o.MaxConcurrent, d.MaxConcurrent)
-	setDefault(&o.QueueSize, d.QueueSize)
 	setDefault(&o.IdleTimeout, d.IdleTimeout)
-	setDefault(&o.ShutdownGrace, d.ShutdownGrace)
 	setDefault(&o.TypingInterval, d.TypingInterval)
 	setDefault(&o.PollTimeout, d.PollTimeout)
 	setDefault(&o.RetryBackoff, d.RetryBackoff)
-	setDefault(&o.SendDeadline, d.SendDeadline)
 	setDefault(&o.ApologyDeadline, d.ApologyDeadline)
-	setDefault(&o.WebhookMaxConnections, d.WebhookMaxConnections)
 	setDefault(&o.WebhookMaxOpen, d.WebhookMaxOpen)
-	setDefault(&o.ClaimTTL, d.ClaimTTL)
 	return o
 }
 

@@ -116,7 +116,11 @@ func TestRedactingErrors(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	base := Options{Token: testToken}.withDefaults()
+	base := Options{Token: testToken, APIURL: "http://127.0.0.1:1", StorePath: "bot.db",
+		Texts:        Texts{Greeting: "g", Help: "h", Apology: "a", TooLong: "t", ResetReply: "r"},
+		Limits:       Limits{ChatPerSecond: 1, GroupPerMinute: 20, GlobalPerSecond: 30},
+		HistoryTurns: 12, ReplyTimeout: time.Second, ShutdownGrace: time.Second, SendDeadline: time.Second,
+		MaxConcurrent: 1, QueueSize: 1, WebhookMaxConnections: 40, ClaimTTL: 15 * time.Second}
 	tests := []struct {
 		name string
 		mod  func(*Options)
@@ -131,6 +135,11 @@ func TestOptionsValidate(t *testing.T) {
 		}, true},
 		{"chance over 100", func(o *Options) { o.GroupChance = 101 }, false},
 		{"negative rate", func(o *Options) { o.Limits.ChatPerSecond = -1 }, false},
+		// what a config sets has no default here: a zero is an error
+		{"no greeting", func(o *Options) { o.Texts.Greeting = "" }, false},
+		{"no rate limit", func(o *Options) { o.Limits = Limits{} }, false},
+		{"no history", func(o *Options) { o.HistoryTurns = 0 }, false},
+		{"no send deadline", func(o *Options) { o.SendDeadline = 0 }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,7 +18,8 @@ failed=$(grep -cE '^\s*--- FAIL' "$log")
 skipped=$(grep -cE '^\s*--- SKIP' "$log")
 if [ "$skipped" -gt 0 ]; then
   echo "skipped tests and why:"
-  grep -E -A1 '^\s*--- SKIP' "$log" | grep -vE '^\s*--- SKIP|^--$' | sed -E 's/^\s+//; s/^[a-z_]+\.go:[0-9]+: //' | sort | uniq -c | sort -rn
+  # go test -v prints a test's t.Skip message on the line before its "--- SKIP".
+  grep -E -B1 '^\s*--- SKIP' "$log" | grep -vE '^\s*--- |^--$|^=== ' | sed -E 's/^\s+//; s/^[a-z_0-9]+\.go:[0-9]+: //' | sort | uniq -c | sort -rn
 fi
 echo "go test: $passed passed, $failed failed, $skipped skipped"
 exit $rc

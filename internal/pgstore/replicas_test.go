@@ -47,6 +47,9 @@ func startReplica(t *testing.T, url string, api *telegramtest.Server, r bot.Repl
 		Store: store, ClaimTTL: 2 * time.Second, ShutdownGrace: 200 * time.Millisecond,
 		Limits:       bot.Limits{ChatPerSecond: 1000, GroupPerMinute: 60000, GlobalPerSecond: 10000},
 		RetryBackoff: 10 * time.Millisecond, TypingInterval: time.Second,
+		Texts:        bot.Texts{Greeting: "Hi!", Help: "Help.", Apology: "Sorry.", TooLong: "Too long.", ResetReply: "Forgotten."},
+		HistoryTurns: 12, ReplyTimeout: 30 * time.Second, SendDeadline: time.Minute,
+		MaxConcurrent: 16, QueueSize: 32, WebhookMaxConnections: 40,
 	}
 	b, err := bot.New(opts, r, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
