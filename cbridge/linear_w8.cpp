@@ -6,8 +6,11 @@
 //
 // Two paths, by the number of input rows:
 //  - one row (a chat's decode step) is bound by reading the weights: a
-//    direct AVX2 kernel streams the int8 rows into float FMAs, with no
-//    state and one parallel region per layer. torch's dynamic int8 on
+//    direct kernel with no per-shape state. With AVX-512 VNNI it quantizes
+//    the row to int16 and sums int16 x int8 products in int32 (vpdpwssd);
+//    without, AVX2 streams the int8 rows into float FMAs. The bridge is
+//    built with -fopenmp: without it at::parallel_for, a header template,
+//    runs on the calling thread only. torch's dynamic int8 on
 //    oneDNN (Debian's only x86 engine) quantizes the row, runs a GEMM made
 //    for many rows and dequantizes, and was slower than this by a third.
 //  - more rows (prompts, batched decode) are bound by arithmetic: the
@@ -23,10 +26,12 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 namespace {
 
@@ -114,6 +119,123 @@ __attribute__((target("avx2,fma"))) void dot_rows_avx2(const float *x, const int
 bool have_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
+}
+
+// The VNNI path (AVX-512 vpdpwssd): the row is quantized once per call to
+// int16, symmetric, with its own scale, and each instruction multiplies 32
+// int16 x int16 pairs (the int8 weights widened) into int32 sums, against 8
+// float FMAs per instruction on the AVX2 path, so the step is bound by
+// reading the weights again. Why not uint8 activations (vpdpbusd, twice the
+// pairs): 8 bits per activation kept nano-ru's greedy reply on 14 of 20
+// sessions, against 17 today (docs/cpu.md). The row uses as many levels
+// as int32 sums allow without overflow: |sum| <= in * 127 * levels.
+bool have_vnni() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  return yes;
+}
+
+// row_levels: the largest |x_q|, 32767 for rows up to 516 features, fewer
+// beyond (5504 for 3072). int8.py's _row_levels is the same.
+int32_t row_levels(int64_t in) {
+  const int64_t most = INT32_MAX / (std::max<int64_t>(in, 1) * 127);
+  return static_cast<int32_t>(std::clamp<int64_t>(most, 1, 32767));
+}
+
+// quantize_row: scale = max|x| / levels (1 for a zero row), q = round(x /
+// scale), half to even, with a true division (not a reciprocal) so that
+// int8.py gets the same integers. Returns the scale.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) float quantize_row(const float *x, int16_t *q, int64_t in) {
+  float amax = 0.f;
+  for (int64_t i = 0; i < in; i++) amax = std::max(amax, std::fabs(x[i]));
+  const int32_t levels = row_levels(in);
+  float scale = amax / static_cast<float>(levels);
+  if (!(scale > 0.f) || !std::isfinite(scale)) scale = 1.f;  // a zero row (or broken input)
+  const __m512 sv = _mm512_set1_ps(scale), hi = _mm512_set1_ps(static_cast<float>(levels));
+  const __m512 lo = _mm512_set1_ps(-static_cast<float>(levels));
+  for (int64_t i = 0; i < in; i += 16) {
+    const __mmask16 k = in - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (in - i)) - 1);
+    __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(k, x + i), sv);
+    v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    _mm256_mask_storeu_epi16(q + i, k, _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(v)));
+  }
+  return scale;
+}
+
+// J output rows against one quantized row: J independent accumulators, and
+// each activation load serves J weight rows. Tails use masked loads (zeros).
+template <int J>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void vnni_block(const int16_t *q, float qscale,
+                                                                                 const int8_t *w, const float *scale,
+                                                                                 const float *bias, float *y,
+                                                                                 int64_t in, int64_t o) {
+  __m512i acc[J];
+#pragma GCC unroll 8
+  for (int j = 0; j < J; j++) acc[j] = _mm512_setzero_si512();
+  const int8_t *w0 = w + o * in;
+  int64_t i = 0;
+  for (; i + 32 <= in; i += 32) {
+    const __m512i xv = _mm512_loadu_si512(q + i);
+#pragma GCC unroll 8
+    for (int j = 0; j < J; j++) {
+      const __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(w0 + j * in + i)));
+      acc[j] = _mm512_dpwssd_epi32(acc[j], xv, wv);
+    }
+  }
+  if (i < in) {
+    const __mmask32 k = (__mmask32(1) << (in - i)) - 1;
+    const __m512i xv = _mm512_maskz_loadu_epi16(k, q + i);
+#pragma GCC unroll 8
+    for (int j = 0; j < J; j++) {
+      const __m512i wv = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(k, w0 + j * in + i));
+      acc[j] = _mm512_dpwssd_epi32(acc[j], xv, wv);
+    }
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < J; j++) {
+    const float f = qscale * scale[o + j];
+    y[o + j] = static_cast<float>(_mm512_reduce_add_epi32(acc[j])) * f + (bias ? bias[o + j] : 0.f);
+  }
+}
+
+void dot_rows_vnni(const int16_t *q, float qscale, const int8_t *w, const float *scale, const float *bias, float *y,
+                   int64_t in, int64_t o0, int64_t o1) {
+  int64_t o = o0;
+  for (; o + 8 <= o1; o += 8) vnni_block<8>(q, qscale, w, scale, bias, y, in, o);
+  for (; o < o1; o++) vnni_block<1>(q, qscale, w, scale, bias, y, in, o);
+}
+
+// Weights per thread's share of a layer: smaller layers run on the calling
+// thread alone. With OMP_WAIT_POLICY=PASSIVE (the bridge's default) every
+// parallel region wakes a sleeping thread, which costs about as much as a
+// 768x768 layer takes on one thread (docs/cpu.md).
+// DIALOGBOT_W8_TASK_WEIGHTS overrides it, for measuring.
+int64_t vnni_task_weights() {
+  static const int64_t n = [] {
+    const char *env = std::getenv("DIALOGBOT_W8_TASK_WEIGHTS");
+    int64_t v = env != nullptr ? std::atoll(env) : 0;
+    return v > 0 ? v : int64_t{1} << 20;
+  }();
+  return n;
+}
+
+// direct_vnni: the decode path on VNNI, row by row, parallel over blocks
+// of 8 output rows.
+void direct_vnni(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale, const float *bias,
+                 torch::Tensor &y) {
+  const int64_t M = x.size(0), in = x.size(1), out = w.size(0);
+  std::vector<int16_t> q(static_cast<size_t>(in));
+  const int8_t *wp = w.data_ptr<int8_t>();
+  const float *sp = scale.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(8, vnni_task_weights() / std::max<int64_t>(in, 1)) / 8;
+  for (int64_t m = 0; m < M; m++) {
+    const float qscale = quantize_row(x.data_ptr<float>() + m * in, q.data(), in);
+    float *yp = y.data_ptr<float>() + m * out;
+    at::parallel_for(0, (out + 7) / 8, grain, [&](int64_t b0, int64_t b1) {
+      dot_rows_vnni(q.data(), qscale, wp, sp, bias, yp, in, b0 * 8, std::min(out, b1 * 8));
+    });
+  }
 }
 
 // direct: the decode path, parallel over blocks of output rows.
@@ -243,7 +365,11 @@ torch::Tensor linear_w8(const torch::Tensor &x, const torch::Tensor &w, const to
   if (x2.size(0) > direct_rows()) return engine(x2, w, scale, bias).view(shape);
   auto y = torch::empty({x2.size(0), out}, x.options());
   const float *b = (bias && bias->defined()) ? bias->data_ptr<float>() : nullptr;
-  if (x2.size(0) > 0) direct(x2, w, scale, b, y);
+  if (x2.size(0) > 0 && have_vnni()) {
+    direct_vnni(x2, w, scale, b, y);
+  } else if (x2.size(0) > 0) {
+    direct(x2, w, scale, b, y);
+  }
   return y.view(shape);
 }
 

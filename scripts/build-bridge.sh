@@ -16,7 +16,7 @@ fi
 echo "cbridge: using libtorch from $TORCH_KIND" >&2
 mkdir -p "$(dirname "$out")"
 # shellcheck disable=SC2086 # the flag lists are word lists
-"$cxx" -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" $TORCH_DEFS "$root/cbridge/cbridge.cpp" "$root/cbridge/linear_w8.cpp" \
+"$cxx" -O2 -fopenmp -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" $TORCH_DEFS "$root/cbridge/cbridge.cpp" "$root/cbridge/linear_w8.cpp" \
   $TORCH_INC -L"$TORCH_LIBDIR" -Wl,--no-as-needed $TORCH_LIBS -Wl,--as-needed -ldl -Wl,-rpath,"$TORCH_LIBDIR" \
   -o "$out.tmp"
 mv "$out.tmp" "$out"

@@ -2,8 +2,9 @@
 
 Each Linear keeps its weights as int8 with one float scale per output row (symmetric, per channel)
 and computes in float32: y = x @ (w * scale)^T + bias. The graph calls dialogbot::linear_w8, an op
-the C++ bridge implements (cbridge/linear_w8.cpp: int8 rows streamed into float FMAs, no per-shape
-state); the version here is its reference, used to trace, check and test the export in Python.
+the C++ bridge implements (cbridge/linear_w8.cpp: for one row, int16-quantized activations against
+the int8 weights with AVX-512 VNNI, else int8 rows streamed into float FMAs; no per-shape state); the
+version here is its reference, path for path, used to trace, check and test the export in Python.
 
 Why not torch.ao.quantization.quantize_dynamic: on Debian's libtorch its only x86 engine is oneDNN,
 which also quantizes the activations (less exact), prepares a primitive for the first input shape
@@ -22,8 +23,8 @@ import torch.nn.functional as F
 OP_SCHEMA = "linear_w8(Tensor x, Tensor w, Tensor scale, Tensor? bias) -> Tensor"
 
 
-# Rows up to which the bridge streams the int8 weights into float FMAs (exact up to float rounding);
-# more rows go to the quantized engine, which also quantizes the activations (cbridge/linear_w8.cpp).
+# Rows up to which the bridge runs its own one-row kernel (_direct_vnni with AVX-512 VNNI, else int8
+# weights streamed into float FMAs); more rows go to the quantized engine (cbridge/linear_w8.cpp).
 DIRECT_ROWS = 1
 # Rows per call of the quantized engine (tile_rows in linear_w8.cpp): one shape, prepared once.
 TILE_ROWS = int(os.environ.get("DIALOGBOT_W8_TILE_ROWS") or 32)
@@ -43,11 +44,40 @@ def _cpu_flags() -> set:
 # As the bridge decides (full_range_ok in linear_w8.cpp): 8-bit activations where VNNI accumulates
 # int8 products in 32 bits, 7 bits where plain AVX2 would saturate 16-bit sums.
 REDUCE_RANGE = not ({"avx512_vnni", "avx_vnni"} & _cpu_flags())
+# As the bridge decides (have_vnni in linear_w8.cpp): with AVX-512 VNNI the one-row path quantizes the
+# row to int16 (symmetric, its own scale) and sums the products with the int8 weights in int32; without,
+# it multiplies the int8 weights by the float row.
+DIRECT_VNNI = {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= _cpu_flags()
+
+
+def _row_levels(in_features: int) -> int:
+    """The largest |x_q| (row_levels in linear_w8.cpp): int32 sums of in_features products never overflow."""
+    return max(1, min(32767, (2**31 - 1) // (max(in_features, 1) * 127)))
+
+
+def _direct_vnni(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias):
+    """The bridge's VNNI one-row kernel (direct_vnni in linear_w8.cpp), integer for integer.
+
+    Each row: s = max|x| / levels (1 for a zero row), q = round(x / s) (half to even), clamped to
+    +-levels; y = float(sum q w) * (s * scale) + bias, the sum exact.
+    """
+    x2 = x.reshape(-1, x.size(-1)).float()
+    levels = float(_row_levels(x2.size(1)))
+    s = x2.abs().amax(dim=1, keepdim=True) / levels
+    s = torch.where((s > 0) & torch.isfinite(s), s, torch.ones_like(s))
+    q = torch.round(x2 / s).clamp(-levels, levels)
+    acc = q.to(torch.int64) @ w.to(torch.int64).t()  # exact, as the kernel's int32 sums
+    y = acc.float() * (s * scale.unsqueeze(0))
+    if bias is not None:
+        y = y + bias
+    return y.view(x.shape[:-1] + (w.size(0),))
 
 
 def _reference(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias):
     """The bridge's arithmetic, path for path, so export's checks and agreement numbers hold for it."""
     if x.numel() <= DIRECT_ROWS * x.size(-1):
+        if DIRECT_VNNI:
+            return _direct_vnni(x, w, scale, bias)
         return F.linear(x, w.float() * scale.unsqueeze(1), bias)
     qw = torch._make_per_channel_quantized_tensor(w, scale.double(), torch.zeros_like(scale, dtype=torch.long), 0)
     packed = torch.ops.quantized.linear_prepack(qw, bias)
