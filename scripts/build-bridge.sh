@@ -14,9 +14,21 @@ if [ "$TORCH_KIND" = none ]; then
   exit 1
 fi
 echo "cbridge: using libtorch from $TORCH_KIND" >&2
+# OpenMP: at::parallel_for is a header template that runs on the calling
+# thread unless this build has -fopenmp, so the int8 kernel
+# (cbridge/linear_w8.cpp) needs it to use --threads. Only where libtorch
+# itself uses the system's libgomp (Debian's does): official archives and
+# pip wheels bundle their own copy, and a second OpenMP runtime in the
+# process would keep a second pool of threads that ignores set_num_threads.
+omp=""
+if ldd "$TORCH_LIBDIR/libtorch_cpu.so" 2>/dev/null | grep -q '^[[:space:]]*libgomp\.so\.1 '; then
+  omp=-fopenmp
+else
+  echo "cbridge: libtorch brings its own OpenMP runtime: the int8 kernel runs on one thread" >&2
+fi
 mkdir -p "$(dirname "$out")"
 # shellcheck disable=SC2086 # the flag lists are word lists
-"$cxx" -O2 -fopenmp -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" $TORCH_DEFS "$root/cbridge/cbridge.cpp" "$root/cbridge/linear_w8.cpp" \
+"$cxx" -O2 $omp -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" $TORCH_DEFS "$root/cbridge/cbridge.cpp" "$root/cbridge/linear_w8.cpp" \
   $TORCH_INC -L"$TORCH_LIBDIR" -Wl,--no-as-needed $TORCH_LIBS -Wl,--as-needed -ldl -Wl,-rpath,"$TORCH_LIBDIR" \
   -o "$out.tmp"
 mv "$out.tmp" "$out"
