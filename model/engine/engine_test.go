@@ -128,7 +128,7 @@ func TestEngineBatchesConcurrentRequests(t *testing.T) {
 func TestEngineCandidatesShareThePrefill(t *testing.T) {
 	fm := fakemodel.New(50, 6, 64)
 	e := newEngine(t, fm, engine.EngineOptions{})
-	params := cardSampling()
+	params := engine.CardSampling()
 	params.MaxNewTokens = 8
 	req := engine.Request{Prompt: prompt(3, 6, 50), Params: params, Candidates: 3, Seed: 42}
 	a, err := e.Generate(context.Background(), req)
@@ -271,11 +271,4 @@ func BenchmarkEngineStep64(b *testing.B) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(e.Stats().DecodeRows)/float64(e.Stats().DecodeSteps), "rows/step")
-}
-
-// cardSampling is the sampling of ruDialoGPT's model card (the shipped
-// config's), as test input.
-func cardSampling() sample.SamplingParams {
-	return sample.SamplingParams{Temperature: 1.2, TopK: 10, TopP: 0.95, RepetitionPenalty: 1.2,
-		NoRepeatNgram: 2, MinNewTokens: 1, MaxNewTokens: 40}
 }

@@ -121,7 +121,7 @@ func TestPrefixReuseMismatchStartsOver(t *testing.T) {
 func TestParkedCachesGiveWay(t *testing.T) {
 	fm := fakemodel.New(50, 3, 128)
 	e := newEngine(t, fm, engine.EngineOptions{})
-	params := cardSampling()
+	params := engine.CardSampling()
 	params.MaxNewTokens = 5
 	first := engine.Request{Prompt: prompt(1, 6, 50), Params: params, Candidates: 3, Seed: 1, CacheKey: "a"}
 	out, err := e.Generate(context.Background(), first)
@@ -189,7 +189,7 @@ func TestBrokenSlotsRefuseWhatCannotFit(t *testing.T) {
 	fm := fakemodel.New(50, 2, 64)
 	fm.FailSetLength = func(slot, n int) bool { return slot == 1 && n == 0 }
 	e := newEngine(t, fm, engine.EngineOptions{})
-	params := cardSampling()
+	params := engine.CardSampling()
 	params.MaxNewTokens = 3
 	two := engine.Request{Prompt: prompt(1, 4, 50), Params: params, Candidates: 2, Seed: 1}
 	if _, err := e.Generate(context.Background(), two); err != nil {

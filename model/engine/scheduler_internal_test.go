@@ -61,6 +61,9 @@ func TestFailLeavesSlotsOfOtherJobsAlone(t *testing.T) {
 	}
 }
 
+// CardSampling lets the external tests (package engine_test) use it too.
+var CardSampling = cardSampling
+
 // cardSampling is the sampling of ruDialoGPT's model card (the shipped
 // config's), as test input.
 func cardSampling() sample.SamplingParams {
