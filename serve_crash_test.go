@@ -74,6 +74,18 @@ func (c *child) kill(t *testing.T) {
 	<-c.done
 }
 
+// stall stops the child (SIGSTOP) for d, then lets it go on.
+func (c *child) stall(t *testing.T, d time.Duration) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d) // the length of the stall is the point of the test
+	if err := c.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // term sends SIGTERM and expects a clean exit; the limit only turns a hang
 // into a failure.
 func (c *child) term(t *testing.T) {

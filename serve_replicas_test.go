@@ -131,3 +131,39 @@ func TestServeReplicasSurviveKill(t *testing.T) {
 	r.check(t, len(msgs))
 	t.Logf("two replicas, one killed after 30 answers: %+v", r)
 }
+
+// TestServeReplicaStallsPastItsClaims: a replica alone on the shared inbox
+// is stopped (SIGSTOP, as a starved CPU or a long GC pause would) for longer
+// than its claims live, then goes on. No other replica took its chats, so
+// they are still its own: every message is answered, once, in order. Before,
+// it renewed only live claims and never claimed its own expired ones again,
+// so the chats it held at the stall were answered by no one.
+func TestServeReplicaStallsPastItsClaims(t *testing.T) {
+	testmodel.RequireBridge(t)
+	model := testmodel.Export(t, "tiny-gpt2")
+	dbURL := pgtest.Start(t)
+	t.Setenv(config.TokenEnv, telegramtest.Token)
+	api := telegramtest.New(t)
+	addr := freeAddr(t)
+	c := startChild(t, replicaConfig(t, api.URL, model, dbURL, addr), serveLog(t))
+	for api.CallCount("setWebhook") < 1 {
+		time.Sleep(10 * time.Millisecond) // orders the test only; a hang ends in the test's timeout
+	}
+	msgs := crashTraffic(10, 40)
+	for i, m := range msgs {
+		if i == 20 {
+			api.WaitAllSent(t, 10)
+			c.stall(t, 3*time.Second) // the claims live 2s
+		}
+		if err := postUpdate(addr, i+1, m); err != nil {
+			t.Fatalf("delivering update %d: %v", i+1, err)
+		}
+	}
+	for _, m := range msgs {
+		waitAnswer(t, api, m)
+	}
+	c.term(t)
+	r := report(api, msgs)
+	r.check(t, len(msgs))
+	t.Logf("one replica stalled past its claims: %+v", r)
+}

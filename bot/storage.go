@@ -138,7 +138,8 @@ type Claims interface {
 	// no live claim, for ttl, and returns the unfinished updates of every
 	// chat this replica holds, oldest first.
 	Claim(ctx context.Context, ttl time.Duration, limit int) ([]Incoming, error)
-	// Renew extends this replica's claims by ttl from now.
+	// Renew extends this replica's claims by ttl from now, expired ones
+	// that no other replica took meanwhile included.
 	Renew(ctx context.Context, ttl time.Duration) error
 	// Release gives up this replica's claim on a chat unless updates of it
 	// are still unfinished.

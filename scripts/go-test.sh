@@ -10,7 +10,13 @@ go test -count=1 -v "$@" >"$log" 2>&1
 rc=$?
 grep -E '^(ok|FAIL|\?|panic:)' "$log" | grep -v 'no test files'
 if [ $rc -ne 0 ]; then
-  echo "--- go test failed; the failing tests' output (full log: $log):"
+  echo "--- go test failed; each failing test's own messages (file:line), then the output around each failure (full log: $log):"
+  # go test -v streams a test's messages, indented, after its "=== RUN" or
+  # "=== CONT" line; a long log (a child's output) can bury them, so they are
+  # gathered per test and shown when its "--- FAIL" line comes.
+  awk '/^=== (RUN|CONT|PAUSE|NAME)/ { cur = $3; next }
+       /^    [A-Za-z_0-9.]+\.go:[0-9]+: / { msgs[cur] = msgs[cur] "  " cur ": " substr($0, 5, 300) "\n"; next }
+       /^ *--- FAIL: / { name = $3; if (name in msgs) printf "%s", msgs[name]; delete msgs[name] }' "$log" | head -100
   grep -E -B2 -A30 '^\s*--- FAIL|^panic:|^FAIL\s|build failed|\[setup failed\]' "$log" | head -400
 fi
 passed=$(grep -cE '^\s*--- PASS' "$log")

@@ -313,13 +313,15 @@ func (s *Store) Record(ctx context.Context, o bot.Outgoing) error {
 }
 
 // Claim takes up to limit more chats with unfinished updates whose claim is
-// missing or expired, then returns the unfinished updates of every chat
+// missing or expired (this replica's own expired claims too: it may have
+// stalled past the TTL, and a chat nobody claims is never answered), then
+// returns the unfinished updates of every chat
 // this replica holds, oldest first.
 func (s *Store) Claim(ctx context.Context, ttl time.Duration, limit int) ([]bot.Incoming, error) {
 	_, err := s.pool.Exec(ctx, `INSERT INTO claims (chat_key, owner, expires_at)
 		SELECT i.chat_key, $1, now() + $2::interval FROM inbox i
 		WHERE i.outcome IS NULL AND NOT EXISTS (
-			SELECT 1 FROM claims c WHERE c.chat_key = i.chat_key AND (c.expires_at > now() OR c.owner = $1))
+			SELECT 1 FROM claims c WHERE c.chat_key = i.chat_key AND c.expires_at > now())
 		GROUP BY i.chat_key ORDER BY MIN(i.update_id) LIMIT $3
 		ON CONFLICT (chat_key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 			WHERE claims.expires_at <= now()`, s.owner, ttl.String(), limit)
@@ -331,10 +333,14 @@ func (s *Store) Claim(ctx context.Context, ttl time.Duration, limit int) ([]bot.
 		WHERE i.outcome IS NULL AND c.owner = $1 AND c.expires_at > now() ORDER BY i.update_id`, s.owner)
 }
 
-// Renew extends this replica's claims by ttl from now.
+// Renew extends this replica's claims by ttl from now, expired ones too:
+// one another replica took has another owner and is left alone, and one
+// nobody took is still this replica's to serve. Renewing only live claims
+// orphaned the chats of a replica that stalled past the TTL on a busy CPU:
+// no one claimed them again and their messages were never answered.
 func (s *Store) Renew(ctx context.Context, ttl time.Duration) error {
 	if _, err := s.pool.Exec(ctx, `UPDATE claims SET expires_at = now() + $2::interval
-		WHERE owner = $1 AND expires_at > now()`, s.owner, ttl.String()); err != nil {
+		WHERE owner = $1`, s.owner, ttl.String()); err != nil {
 		return fmt.Errorf("renew claims: %w", err)
 	}
 	return nil

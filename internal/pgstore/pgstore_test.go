@@ -146,6 +146,50 @@ func TestClaims(t *testing.T) {
 	}
 }
 
+// A replica that stalled past its claims' TTL (a busy CPU) while no other
+// replica took its chats keeps serving them: it renews them, or claims them
+// again, and may send for them. Before, its expired chats were claimed by
+// nobody and their messages never answered.
+func TestStalledReplicaKeepsItsChats(t *testing.T) {
+	ctx := context.Background()
+	url := newDatabase(t, pgtest.Start(t))
+	a, err := Open(ctx, url, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	in := []bot.Incoming{
+		{UpdateID: 1, ChatKey: 10, Body: []byte(`{"update_id":1}`)},
+		{UpdateID: 2, ChatKey: 20, Body: []byte(`{"update_id":2}`)},
+	}
+	if _, err := a.Accept(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	stall := func() {
+		t.Helper()
+		if err := a.Renew(ctx, -time.Second); err != nil { // its last renewal was too long ago
+			t.Fatal(err)
+		}
+	}
+	if got, err := a.Claim(ctx, time.Hour, 10); err != nil || len(got) != 2 {
+		t.Fatalf("a claims %v, %v; want updates 1 and 2", updateIDs(got), err)
+	}
+	stall()
+	if err := a.Renew(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Claim(ctx, time.Hour, 0); !slices.Equal(updateIDs(got), []int{1, 2}) {
+		t.Errorf("after a renewal past the TTL a holds %v, want 1 and 2", updateIDs(got))
+	}
+	if err := a.Record(ctx, bot.Outgoing{UpdateID: 1, Seq: 1, ChatID: 10, Text: "x", State: bot.Sending}); err != nil {
+		t.Errorf("a sends for its renewed chat: %v", err)
+	}
+	stall()
+	if got, _ := a.Claim(ctx, time.Hour, 10); !slices.Equal(updateIDs(got), []int{1, 2}) {
+		t.Errorf("a claims %v after its own claims expired, want 1 and 2", updateIDs(got))
+	}
+}
+
 func updateIDs(in []bot.Incoming) []int {
 	var out []int
 	for _, x := range in {
