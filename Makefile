@@ -36,7 +36,7 @@ $(BIN)/dialogbot: $(shell find . -name '*.go' -not -path './third_party/*') go.m
 
 # libtorch is looked up when the bridge is built, not when make starts:
 # on a fresh machine `make test` installs it first.
-$(BRIDGE): cbridge/cbridge.cpp cbridge/linear_w8.cpp cbridge/cbridge.h scripts/build-bridge.sh scripts/find-libtorch.sh
+$(BRIDGE): $(wildcard cbridge/*.cpp) cbridge/cbridge.h scripts/build-bridge.sh scripts/find-libtorch.sh
 	PYTHON=$(PYTHON) scripts/build-bridge.sh $@
 
 bridge: $(BRIDGE)

@@ -73,7 +73,7 @@ func postUpdate(addr string, id int, m *telego.Message) error {
 		id, m.MessageID, m.Chat.ID, m.Text)
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/hook", bytes.NewBufferString(body))
 	req.Header.Set(telego.WebhookSecretTokenHeader, replicaSecret)
-	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	client := &http.Client{Transport: &http.Transport{}, Timeout: time.Minute} // a hang guard: a loaded CI machine is slow
 	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)
 	if err != nil {

@@ -15,6 +15,9 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 #include <c10/core/DeviceGuard.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <algorithm>
 #include <map>
@@ -254,6 +257,35 @@ void store_present(cb_model *m, const StepInputs &in, const torch::Tensor &prese
   auto values = present.index({Slice(), Slice(), rows, Slice(), ts}).to(m->dtype);
   m->pool.index_put_({Slice(), Slice(), slots, Slice(), pos}, values);
 }
+
+// OnCallingThread keeps libtorch's ops on the calling thread while it
+// lives (where the bridge is built with OpenMP, as libtorch is: the thread
+// count is a per-thread OpenMP setting that at::parallel_for reads). The
+// bridge's own ops after a CPU step (storing the new keys and values, top-k
+// and log-sum-exp of the logits) are each big enough for libtorch to split
+// across threads, and under OMP_WAIT_POLICY=PASSIVE each split first wakes a
+// sleeping thread, which costs more than the op (docs/cpu.md).
+class OnCallingThread {
+ public:
+  explicit OnCallingThread(bool cpu) {
+#ifdef _OPENMP
+    if (cpu) {
+      saved_ = omp_get_max_threads();
+      omp_set_num_threads(1);
+    }
+#endif
+  }
+  ~OnCallingThread() {
+#ifdef _OPENMP
+    if (saved_ > 0) omp_set_num_threads(saved_);
+#endif
+  }
+  OnCallingThread(const OnCallingThread &) = delete;
+  OnCallingThread &operator=(const OnCallingThread &) = delete;
+
+ private:
+  int saved_ = 0;
+};
 
 void copy_out(const cb_model *m, const torch::Tensor &logits, int32_t k, float *top_logits, int32_t *top_ids,
               float *lse) {
@@ -533,6 +565,8 @@ char *cb_model_step(cb_model *m, int32_t n_rows, const int32_t *slots, const int
     auto past = past_view(m, in, slots);
     auto result = m->module.forward({in.ids, in.positions, in.mask, past, in.last}).toTuple();
     auto logits = result->elements()[0].toTensor().to(torch::kFloat32);
+    // A few new tokens' worth: more (batched decode, prompts) is worth the threads.
+    OnCallingThread serial(m->device.is_cpu() && in.row_of.size() <= 4);
     store_present(m, in, result->elements()[1].toTensor());
     for (int32_t i = 0; i < n_rows; i++) m->len[slots[i]] += n_tokens[i];
     m->last_logits = logits;

@@ -28,7 +28,7 @@ else
 fi
 mkdir -p "$(dirname "$out")"
 # shellcheck disable=SC2086 # the flag lists are word lists
-"$cxx" -O2 $omp -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" $TORCH_DEFS "$root/cbridge/cbridge.cpp" "$root/cbridge/linear_w8.cpp" \
+"$cxx" -O2 $omp -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" $TORCH_DEFS "$root"/cbridge/*.cpp \
   $TORCH_INC -L"$TORCH_LIBDIR" -Wl,--no-as-needed $TORCH_LIBS -Wl,--as-needed -ldl -Wl,-rpath,"$TORCH_LIBDIR" \
   -o "$out.tmp"
 mv "$out.tmp" "$out"

@@ -25,7 +25,7 @@ step build bridge
 PYTHON=python3 scripts/find-libtorch.sh > "$OUT/torch.mk"; cat "$OUT/torch.mk"
 eval "$(sed -E 's/^([A-Z_]+) := (.*)$/\1="\2"/' "$OUT/torch.mk")"
 build_bridge() {
-  g++ -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=$TORCH_ABI "$@" cbridge/cbridge.cpp $TORCH_INC \
+  g++ -O2 -shared -fPIC -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=$TORCH_ABI "$@" cbridge/*.cpp $TORCH_INC \
     -L$TORCH_LIBDIR -Wl,--no-as-needed $TORCH_LIBS -Wl,--as-needed -ldl -Wl,-rpath,$TORCH_LIBDIR -o bin/libcbridge.so
 }
 if ! time build_bridge $TORCH_DEFS 2> "$OUT/bridge-build.log"; then

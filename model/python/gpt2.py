@@ -33,6 +33,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import bridge_ops  # defines dialogbot::attend_one, which the decode step calls
+
 # ----------------------------------------------------------------------------- config
 
 _ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "relu")
@@ -167,21 +169,14 @@ def cached_attention(
     """Softmax attention of q [B,H,T,D] over past_k/v [B,H,S,D] and the new k/v [B,H,T,D].
 
     The cache is never concatenated with the new keys (that would copy it every step): scores
-    against each part are computed apart and the probabilities split again. For one new token
-    (decode) the products are element-wise: a batched matmul there is B*H tiny products.
-    Scripted, so the branch survives torch.jit.trace.
+    against each part are computed apart and the probabilities split again. One new token (decode)
+    goes to dialogbot::attend_one (bridge_ops.attend_one_reference in Python; in the bridge,
+    cbridge/attend.cpp keeps it off libtorch's sleeping threads, docs/cpu.md). Scripted, so the
+    branch survives torch.jit.trace.
     """
     s = past_k.size(-2)
     if q.size(2) == 1:
-        # Also the new token's own score and value: as tiny matmuls, each would
-        # wake libtorch's sleeping threads (24 of them a step cost GPT-2-small
-        # about 1.2 ms of a 9 ms decode step on 2 cores, docs/cpu.md).
-        past_scores = (q * past_k).sum(-1).unsqueeze(2)
-        scores = torch.cat([past_scores, (q * k).sum(-1, keepdim=True)], dim=-1).float() * scale
-        scores = scores.masked_fill(mask.logical_not(), -3.4028234663852886e38)
-        probs = F.softmax(scores, dim=-1).type_as(v)
-        y_past = (probs[..., :s].transpose(-1, -2) * past_v).sum(-2, keepdim=True)
-        return y_past + probs[..., s:] * v
+        return torch.ops.dialogbot.attend_one(q, k, v, past_k, past_v, mask, scale)
     past_scores = q @ past_k.transpose(-1, -2)
     scores = torch.cat([past_scores, q @ k.transpose(-1, -2)], dim=-1).float() * scale
     scores = scores.masked_fill(mask.logical_not(), -3.4028234663852886e38)

@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-OP_SCHEMA = "linear_w8(Tensor x, Tensor w, Tensor scale, Tensor? bias) -> Tensor"
+import bridge_ops
+
 
 
 # Rows up to which the bridge runs its own one-row kernel (_direct_vnni with AVX-512 VNNI, else int8
@@ -92,20 +93,10 @@ def _reference(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias):
     return torch.cat(tiles).view(x.shape[:-1] + (w.size(0),))
 
 
-def _op_registered() -> bool:
-    try:
-        torch.ops.dialogbot.linear_w8  # noqa: B018 (the lookup is the test)
-        return True
-    except (AttributeError, RuntimeError):
-        return False
-
-
 # The bridge's library (torch.ops.load_library) may already have defined the op in this process:
 # then its kernel runs, which is how scripts/cpu-int8-probe.py times it from Python.
-if not _op_registered():
-    _LIB = torch.library.Library("dialogbot", "DEF")
-    _LIB.define(OP_SCHEMA)
-    _LIB.impl("linear_w8", _reference, "CPU")
+if bridge_ops.LIB is not None:
+    bridge_ops.LIB.impl("linear_w8", _reference, "CPU")
 
 
 class Int8Linear(nn.Module):
