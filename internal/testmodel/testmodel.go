@@ -4,6 +4,9 @@ package testmodel
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +66,11 @@ func ExportRandom(tb testing.TB, shape, tokenizer string) string {
 func exportTo(tb testing.TB, name string, args []string) string {
 	tb.Helper()
 	out := filepath.Join(modelsDir(), name)
-	if _, err := os.Stat(filepath.Join(out, "dialogbot.json")); err == nil {
+	stamp, err := exportCodeStamp()
+	if err != nil {
+		tb.Fatalf("export %s: %v", name, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, stampFile)); err == nil && string(b) == stamp {
 		return out
 	}
 	py, err := Python()
@@ -85,12 +92,49 @@ func exportTo(tb testing.TB, name string, args []string) string {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("export %s: %v\n%s", name, err, b)
 	}
-	if err := os.Rename(tmp, out); err != nil && !os.IsExist(err) {
-		if _, statErr := os.Stat(filepath.Join(out, "dialogbot.json")); statErr != nil {
+	if err := os.WriteFile(filepath.Join(tmp, stampFile), []byte(stamp), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	// A copy made by older export code is moved aside first (a test
+	// package still reading it keeps its open files).
+	if _, err := os.Stat(out); err == nil {
+		if stale, err := os.MkdirTemp(filepath.Dir(out), name+".stale"); err == nil {
+			if os.Rename(out, filepath.Join(stale, name)) == nil {
+				defer os.RemoveAll(stale)
+			}
+		}
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		// Another test package may have put its export there meanwhile.
+		if b, readErr := os.ReadFile(filepath.Join(out, stampFile)); readErr != nil || string(b) != stamp {
 			tb.Fatalf("export %s: %v", name, err)
 		}
 	}
 	return out
+}
+
+// stampFile, in an exported test model, names the export code it was made
+// with (exportCodeStamp).
+const stampFile = ".export-code"
+
+// exportCodeStamp is a hash of model/python/*.py: a test model exported by
+// other code (a changed decode step, say) is exported again rather than
+// tested as if it were current.
+func exportCodeStamp() (string, error) {
+	files, err := filepath.Glob(filepath.Join(RepoRoot(), "model", "python", "*.py"))
+	if err != nil || len(files) == 0 {
+		return "", fmt.Errorf("no export code in model/python: %v", err)
+	}
+	h := sha256.New()
+	for _, f := range files { // Glob sorts
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // modelsDir holds exported test models: $DIALOGBOT_TESTMODELS (a GPU machine
