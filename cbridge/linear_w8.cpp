@@ -4,19 +4,22 @@
 // scale per output row (weight-only, symmetric, per-channel quantization;
 // model/python/int8.py makes the weights and holds the reference version).
 //
-// Two paths, by the number of input rows:
-//  - one row (a chat's decode step) is bound by reading the weights: a
-//    direct kernel with no per-shape state. With AVX-512 VNNI it quantizes
-//    the row to int16 and sums int16 x int8 products in int32 (vpdpwssd);
+// Two paths:
+//  - the direct kernel, with no per-shape state: each block of 8 weight rows
+//    is read from memory once and every input row goes over it while it
+//    sits in L1. With AVX-512 VNNI each row is quantized to int16 with its
+//    own scale and the int16 x int8 products summed in int32 (vpdpwssd);
 //    without, AVX2 streams the int8 rows into float FMAs. The bridge is
 //    built with -fopenmp: without it at::parallel_for, a header template,
-//    runs on the calling thread only. torch's dynamic int8 on
-//    oneDNN (Debian's only x86 engine) quantizes the row, runs a GEMM made
-//    for many rows and dequantizes, and was slower than this by a third.
-//  - more rows (prompts, batched decode) are bound by arithmetic: the
-//    quantized engine's int8 GEMM on weights packed once per layer, called
-//    in fixed tiles of rows so that oneDNN, which prepares a layer for the
-//    shape of its first call only, never sees another shape.
+//    runs on the calling thread only. With VNNI it takes every row count:
+//    it beat oneDNN's int8 GEMM from 2 to 64 chats and on 256-token prompts
+//    (docs/cpu.md). Without VNNI it takes up to 4 rows.
+//  - more rows without VNNI: the quantized engine's int8 GEMM on weights
+//    packed once per layer, called in fixed tiles of rows so that oneDNN,
+//    which prepares a layer for the shape of its first call only, never
+//    sees another shape. torch's dynamic int8 on oneDNN (Debian's only x86
+//    engine) quantizes the rows with one shared scale, runs a GEMM made for
+//    many rows and dequantizes.
 // Measurements: docs/cpu.md.
 #include <ATen/Parallel.h>
 #include <ATen/native/quantized/PackedParams.h>
@@ -30,19 +33,25 @@
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace {
 
-// Up to this many rows, the direct kernel: each weight row is read from
-// memory once and reused from cache for every input row. Beyond, a layer is
-// compute-bound, and the quantized engine's int8 arithmetic is faster.
-// DIALOGBOT_W8_DIRECT_ROWS overrides it, for measuring (docs/cpu.md).
+bool have_vnni();
+
+// Up to this many rows, the direct kernel; beyond, the quantized engine.
+// With VNNI, every row count (int16 products, 32 a cycle, with weights read
+// once, beat the engine's tiles at every size measured); with AVX2's float
+// FMAs, up to 4 rows (at 8 they tie, at 32 the engine is 1.8x faster).
+// DIALOGBOT_W8_DIRECT_ROWS overrides it, for measuring (docs/cpu.md), as
+// it does in int8.py.
 int64_t direct_rows() {
   static const int64_t n = [] {
     const char *env = std::getenv("DIALOGBOT_W8_DIRECT_ROWS");
-    return env != nullptr ? std::atoll(env) : int64_t{1};
+    if (env != nullptr && std::atoll(env) > 0) return static_cast<int64_t>(std::atoll(env));
+    return have_vnni() ? INT64_MAX : int64_t{4};
   }();
   return n;
 }
@@ -129,9 +138,15 @@ bool have_avx2() {
 // pairs): 8 bits per activation kept nano-ru's greedy reply on 14 of 20
 // sessions, against 17 today (docs/cpu.md). The row uses as many levels
 // as int32 sums allow without overflow: |sum| <= in * 127 * levels.
+// DIALOGBOT_W8_VNNI=0 turns it off, to measure the AVX2 path on a VNNI CPU
+// (int8.py reads it too).
 bool have_vnni() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  static const bool yes = [] {
+    const char *env = std::getenv("DIALOGBOT_W8_VNNI");
+    if (env != nullptr && std::string(env) == "0") return false;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }();
   return yes;
 }
 
@@ -163,47 +178,69 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) float quantize_row(const fl
   return scale;
 }
 
-// J output rows against one quantized row: J independent accumulators, and
-// each activation load serves J weight rows. Tails use masked loads (zeros).
-template <int J>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void vnni_block(const int16_t *q, float qscale,
+// J output rows against R quantized rows: J x R independent accumulators;
+// each weight load (widened once) serves R rows and each activation load J
+// weight rows. Tails use masked loads (zeros).
+template <int J, int R>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void vnni_block(const int16_t *q, const float *qscale,
                                                                                  const int8_t *w, const float *scale,
                                                                                  const float *bias, float *y,
-                                                                                 int64_t in, int64_t o) {
-  __m512i acc[J];
+                                                                                 int64_t in, int64_t out, int64_t o) {
+  __m512i acc[J][R];
 #pragma GCC unroll 8
-  for (int j = 0; j < J; j++) acc[j] = _mm512_setzero_si512();
+  for (int j = 0; j < J; j++) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) acc[j][r] = _mm512_setzero_si512();
+  }
   const int8_t *w0 = w + o * in;
   int64_t i = 0;
   for (; i + 32 <= in; i += 32) {
-    const __m512i xv = _mm512_loadu_si512(q + i);
+    __m512i xv[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) xv[r] = _mm512_loadu_si512(q + r * in + i);
 #pragma GCC unroll 8
     for (int j = 0; j < J; j++) {
       const __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(w0 + j * in + i)));
-      acc[j] = _mm512_dpwssd_epi32(acc[j], xv, wv);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) acc[j][r] = _mm512_dpwssd_epi32(acc[j][r], xv[r], wv);
     }
   }
   if (i < in) {
     const __mmask32 k = (__mmask32(1) << (in - i)) - 1;
-    const __m512i xv = _mm512_maskz_loadu_epi16(k, q + i);
+    __m512i xv[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) xv[r] = _mm512_maskz_loadu_epi16(k, q + r * in + i);
 #pragma GCC unroll 8
     for (int j = 0; j < J; j++) {
       const __m512i wv = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(k, w0 + j * in + i));
-      acc[j] = _mm512_dpwssd_epi32(acc[j], xv, wv);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) acc[j][r] = _mm512_dpwssd_epi32(acc[j][r], xv[r], wv);
     }
   }
 #pragma GCC unroll 8
   for (int j = 0; j < J; j++) {
-    const float f = qscale * scale[o + j];
-    y[o + j] = static_cast<float>(_mm512_reduce_add_epi32(acc[j])) * f + (bias ? bias[o + j] : 0.f);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      const float f = qscale[r] * scale[o + j];
+      y[r * out + o + j] = static_cast<float>(_mm512_reduce_add_epi32(acc[j][r])) * f + (bias ? bias[o + j] : 0.f);
+    }
   }
 }
 
-void dot_rows_vnni(const int16_t *q, float qscale, const int8_t *w, const float *scale, const float *bias, float *y,
-                   int64_t in, int64_t o0, int64_t o1) {
+// dot_rows_vnni: output rows [o0, o1) for all M quantized rows, a block of
+// 8 weight rows at a time: the block is read from memory once and stays in
+// L1 while the rows, two at a time, go over it.
+void dot_rows_vnni(const int16_t *q, const float *qscale, const int8_t *w, const float *scale, const float *bias,
+                   float *y, int64_t M, int64_t in, int64_t out, int64_t o0, int64_t o1) {
   int64_t o = o0;
-  for (; o + 8 <= o1; o += 8) vnni_block<8>(q, qscale, w, scale, bias, y, in, o);
-  for (; o < o1; o++) vnni_block<1>(q, qscale, w, scale, bias, y, in, o);
+  for (; o + 8 <= o1; o += 8) {
+    int64_t m = 0;
+    for (; m + 2 <= M; m += 2) vnni_block<8, 2>(q + m * in, qscale + m, w, scale, bias, y + m * out, in, out, o);
+    if (m < M) vnni_block<8, 1>(q + m * in, qscale + m, w, scale, bias, y + m * out, in, out, o);
+  }
+  for (; o < o1; o++) {
+    for (int64_t m = 0; m < M; m++) vnni_block<1, 1>(q + m * in, qscale + m, w, scale, bias, y + m * out, in, out, o);
+  }
 }
 
 // Weights per thread's share of a layer: smaller layers run on the calling
@@ -220,22 +257,22 @@ int64_t vnni_task_weights() {
   return n;
 }
 
-// direct_vnni: the decode path on VNNI, row by row, parallel over blocks
-// of 8 output rows.
+// direct_vnni: the decode path on VNNI. Each row is quantized with its own
+// scale; then the rows go over the weights together, in parallel over
+// blocks of 8 output rows.
 void direct_vnni(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale, const float *bias,
                  torch::Tensor &y) {
   const int64_t M = x.size(0), in = x.size(1), out = w.size(0);
-  std::vector<int16_t> q(static_cast<size_t>(in));
+  std::vector<int16_t> q(static_cast<size_t>(M * in));
+  std::vector<float> qscale(static_cast<size_t>(M));
+  for (int64_t m = 0; m < M; m++) qscale[m] = quantize_row(x.data_ptr<float>() + m * in, q.data() + m * in, in);
   const int8_t *wp = w.data_ptr<int8_t>();
   const float *sp = scale.data_ptr<float>();
-  const int64_t grain = std::max<int64_t>(8, vnni_task_weights() / std::max<int64_t>(in, 1)) / 8;
-  for (int64_t m = 0; m < M; m++) {
-    const float qscale = quantize_row(x.data_ptr<float>() + m * in, q.data(), in);
-    float *yp = y.data_ptr<float>() + m * out;
-    at::parallel_for(0, (out + 7) / 8, grain, [&](int64_t b0, int64_t b1) {
-      dot_rows_vnni(q.data(), qscale, wp, sp, bias, yp, in, b0 * 8, std::min(out, b1 * 8));
-    });
-  }
+  float *yp = y.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(8, vnni_task_weights() / std::max<int64_t>(in * M, 1)) / 8;
+  at::parallel_for(0, (out + 7) / 8, grain, [&](int64_t b0, int64_t b1) {
+    dot_rows_vnni(q.data(), qscale.data(), wp, sp, bias, yp, M, in, out, b0 * 8, std::min(out, b1 * 8));
+  });
 }
 
 // direct: the decode path, parallel over blocks of output rows.

@@ -15,6 +15,7 @@ only and, measured on the 2-core dev VM, was no faster than float32 through the 
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 import torch.nn as nn
@@ -24,9 +25,6 @@ import bridge_ops
 
 
 
-# Rows up to which the bridge runs its own one-row kernel (_direct_vnni with AVX-512 VNNI, else int8
-# weights streamed into float FMAs); more rows go to the quantized engine (cbridge/linear_w8.cpp).
-DIRECT_ROWS = 1
 # Rows per call of the quantized engine (tile_rows in linear_w8.cpp): one shape, prepared once.
 TILE_ROWS = int(os.environ.get("DIALOGBOT_W8_TILE_ROWS") or 32)
 
@@ -48,7 +46,13 @@ REDUCE_RANGE = not ({"avx512_vnni", "avx_vnni"} & _cpu_flags())
 # As the bridge decides (have_vnni in linear_w8.cpp): with AVX-512 VNNI the one-row path quantizes the
 # row to int16 (symmetric, its own scale) and sums the products with the int8 weights in int32; without,
 # it multiplies the int8 weights by the float row.
-DIRECT_VNNI = {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= _cpu_flags()
+# DIALOGBOT_W8_VNNI=0 turns it off in both, to measure the AVX2 path on a VNNI CPU.
+DIRECT_VNNI = ({"avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= _cpu_flags()
+               and os.environ.get("DIALOGBOT_W8_VNNI") != "0")
+# Rows up to which the bridge runs its direct kernel (direct_rows in linear_w8.cpp): every row count
+# with VNNI (_direct_vnni, each row its own int16 scale), up to 4 without (int8 weights streamed into
+# float FMAs); more rows go to the quantized engine. DIALOGBOT_W8_DIRECT_ROWS overrides it in both.
+DIRECT_ROWS = int(os.environ.get("DIALOGBOT_W8_DIRECT_ROWS") or 0) or (sys.maxsize if DIRECT_VNNI else 4)
 
 
 def _row_levels(in_features: int) -> int:

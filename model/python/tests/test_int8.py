@@ -90,7 +90,7 @@ KERNEL_CHECK = textwrap.dedent("""
     import int8
     torch.manual_seed(0)
     worst = 0.0
-    for rows in (1, 2, 5, 40):
+    for rows in (1, 2, 3, 5, 40, 300):
         for out_f, in_f, bias in ((7, 5, True), (64, 24, False), (300, 777, True), (2304, 768, True)):
             q = int8.Int8Linear.from_linear(torch.nn.Linear(in_f, out_f, bias=bias))
             x = torch.randn(rows, in_f) * 3 + 1
@@ -108,9 +108,12 @@ KERNEL_CHECK = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not os.path.isfile(BRIDGE), reason=f"{BRIDGE} not built (make bridge)")
-def test_bridge_kernel_matches_reference():
-    """The C++ kernel against int8.py, path for path: the direct one-row kernel and the engine's."""
+@pytest.mark.parametrize("vnni", ["", "0"], ids=["this CPU's path", "AVX2 path"])
+def test_bridge_kernel_matches_reference(vnni):
+    """The C++ kernel against int8.py, path for path: the direct kernel (VNNI's for every row count
+    where the CPU has it; AVX2's up to 4 rows) and the engine's tiles."""
+    env = dict(os.environ, DIALOGBOT_W8_VNNI=vnni)
     res = subprocess.run([sys.executable, "-c", KERNEL_CHECK, BRIDGE, HERE], capture_output=True,
-                         text=True, cwd="/")
+                         text=True, cwd="/", env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "worst relative difference" in res.stdout
