@@ -23,7 +23,9 @@
 extern "C" {
 #endif
 
-#define CB_ABI_VERSION 3
+/* The version of this interface, and of the ops (dialogbot::linear_w8,
+ * dialogbot::attend_one) that exported models may call: 4 added attend_one. */
+#define CB_ABI_VERSION 4
 
 typedef struct cb_model cb_model;
 

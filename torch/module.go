@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"sync"
 	"unsafe"
 )
@@ -91,9 +92,26 @@ func (m *Module) load(device string) error {
 		device: dev, dtype: dtype,
 	}
 	if err := status(C.b_model_load(path, &copts, &m.ptr)); err != nil {
-		return fmt.Errorf("torch: %w", err)
+		return fmt.Errorf("torch: %w", explainLoadError(err))
 	}
 	return nil
+}
+
+// unknownOp finds the op TorchScript could not resolve in its load error.
+var unknownOp = regexp.MustCompile(`Unknown builtin op: (dialogbot::\w+)`)
+
+// explainLoadError turns TorchScript's many-line "Unknown builtin op"
+// report for one of the bridge's own ops into one line that says what to
+// do: the model was exported by a newer export.py than the bridge was
+// built from.
+func explainLoadError(err error) error {
+	m := unknownOp.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	return fmt.Errorf("load model: it calls %s, which this bridge (%s) lacks: the model was exported by a newer "+
+		"dialogbot than the bridge was built from; rebuild the bridge (make build), or export the model with "+
+		"this checkout's model/python/export.py", m[1], BridgePath())
 }
 
 // Device is the device the model runs on ("cpu", "cuda", "cuda:1").
