@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -174,9 +175,20 @@ func waitAnswer(t *testing.T, api *telegramtest.Server, m *telego.Message) {
 // crashReport counts how the messages were answered.
 type crashReport struct {
 	answered, missing, duplicated, outOfOrder, apologies int
+	// lostInFlight: missing messages whose reply serve found in flight
+	// after a kill and took as sent. The one window where a reply may be
+	// lost (docs/reliability.md): between recording the send and its last
+	// byte reaching the socket. Zero without a kill.
+	lostInFlight int
+	// inFlight: replies serve logged as in flight at a kill, answered or not.
+	inFlight int
 }
 
-func report(api *telegramtest.Server, msgs []*telego.Message) crashReport {
+// inFlightAtKill is the message ids whose reply serve logged as in flight
+// when the process before it was killed.
+var inFlightAtKill = regexp.MustCompile(`taken as sent, it may be lost" chat_id=-?\d+ update_id=\d+ reply_to=(\d+)`)
+
+func report(api *telegramtest.Server, msgs []*telego.Message, log *telegramtest.SyncBuffer) crashReport {
 	var r crashReport
 	count := map[int]int{}
 	last := map[int64]int{}
@@ -190,8 +202,16 @@ func report(api *telegramtest.Server, msgs []*telego.Message) crashReport {
 			r.apologies++
 		}
 	}
+	inFlight := map[int]bool{}
+	for _, m := range inFlightAtKill.FindAllStringSubmatch(log.String(), -1) {
+		id, _ := strconv.Atoi(m[1])
+		inFlight[id] = true
+	}
+	r.inFlight = len(inFlight)
 	for _, m := range msgs {
 		switch n := count[m.MessageID]; {
+		case n == 0 && inFlight[m.MessageID]:
+			r.lostInFlight++
 		case n == 0:
 			r.missing++
 		case n > 1:
@@ -204,11 +224,15 @@ func report(api *telegramtest.Server, msgs []*telego.Message) crashReport {
 	return r
 }
 
+// check: every message answered once, in order, without an apology, but
+// for replies lost in the documented window at a kill; those must be rare
+// (a handful of sends are in flight at any moment).
 func (r crashReport) check(t *testing.T, n int) {
 	t.Helper()
-	if r.answered != n || r.duplicated != 0 || r.outOfOrder != 0 || r.apologies != 0 {
-		t.Errorf("%d messages: %d answered, %d missing, %d answered twice, %d out of order, %d apologies",
-			n, r.answered, r.missing, r.duplicated, r.outOfOrder, r.apologies)
+	if r.answered+r.lostInFlight != n || r.missing != 0 || r.duplicated != 0 || r.outOfOrder != 0 || r.apologies != 0 ||
+		r.lostInFlight > n/20 {
+		t.Errorf("%d messages: %d answered, %d missing, %d lost in flight at a kill, %d answered twice, %d out of order, %d apologies",
+			n, r.answered, r.missing, r.lostInFlight, r.duplicated, r.outOfOrder, r.apologies)
 	}
 }
 
@@ -230,7 +254,7 @@ func TestServeSurvivesKill(t *testing.T) {
 		c.kill(t)
 	}
 	finish(t, api, cfg, log, 20)
-	r := report(api, msgs)
+	r := report(api, msgs, log)
 	r.check(t, len(msgs))
 	t.Logf("after 3 kills: %+v; in flight at a kill, taken as sent: %d", r, strings.Count(log.String(), "taken as sent, it may be lost"))
 }
@@ -255,7 +279,7 @@ func TestServeSurvivesTerm(t *testing.T) {
 	before := len(api.AllSent())
 	api.SetDelay("sendMessage", 0)
 	finish(t, api, cfg, log, 20)
-	r := report(api, msgs)
+	r := report(api, msgs, log)
 	r.check(t, len(msgs))
 	t.Logf("SIGTERM after %d answers (%d sent by exit): %+v", 30, before, r)
 }
@@ -286,11 +310,11 @@ func TestServeKillWindow(t *testing.T) {
 		time.Sleep(time.Duration(rnd.IntN(3000)) * time.Microsecond) // a moment anywhere in a reply's life
 		c.kill(t)
 		finish(t, api, cfg, log, 20)
-		r := report(api, msgs)
+		r := report(api, msgs, log)
 		n := strings.Count(log.String(), "taken as sent, it may be lost")
 		t.Logf("round %d: %+v, in flight at the kill: %d", round, r, n)
 		total.answered += r.answered
-		total.missing += r.missing
+		total.missing += r.missing + r.lostInFlight
 		total.duplicated += r.duplicated
 		total.outOfOrder += r.outOfOrder
 		inFlight += n

@@ -111,7 +111,7 @@ func replicaLoad(t *testing.T, model string, n, threads, chats, perChat int) flo
 	for _, c := range children {
 		c.term(t)
 	}
-	r := report(api, msgs)
+	r := report(api, msgs, log)
 	r.check(t, len(msgs))
 	rate := float64(len(msgs)) / wall.Seconds()
 	t.Logf("%d replica(s), %d chats x %d messages: %+v; all posted in %v, all answered in %v: %.2f answers/s",

@@ -75,9 +75,9 @@ func (b *Bot) quoted(msg *telego.Message, history []dialog.Turn) []dialog.Turn {
 	if r == nil {
 		return history
 	}
-	text := strings.TrimSpace(r.Text)
+	text := strings.TrimSpace(cleanText(r.Text))
 	if text == "" {
-		text = strings.TrimSpace(r.Caption)
+		text = strings.TrimSpace(cleanText(r.Caption))
 	}
 	if text == "" {
 		return history

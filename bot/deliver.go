@@ -92,7 +92,7 @@ func (b *Bot) deliver(ctx context.Context, j *job, o Outgoing, group bool, deadl
 			// window where a reply can be lost (docs/reliability.md).
 			b.stats.crashed.Add(1)
 			b.log.Warn("a reply was being sent when the bot stopped; taken as sent, it may be lost",
-				"chat_id", prev.ChatID, "update_id", o.UpdateID)
+				"chat_id", prev.ChatID, "update_id", o.UpdateID, "reply_to", prev.ReplyTo)
 			prev.State = Sent
 			return b.store.Record(ctx, prev)
 		}

@@ -63,7 +63,7 @@ func (b *Bot) overflow(ctx context.Context, j *job, msg *telego.Message) string 
 	b.stats.overflowed.Add(1)
 	b.log.Warn("chat writes faster than it is answered; message kept as context of a newer one",
 		"chat_id", msg.Chat.ID, "update_id", j.in.UpdateID)
-	if text := strings.TrimSpace(msg.Text); text != "" {
+	if text := strings.TrimSpace(cleanText(msg.Text)); text != "" {
 		if err := b.store.Append(ctx, msg.Chat.ID, j.in.UpdateID, dialog.Turn{Speaker: dialog.User, Text: text}); err != nil {
 			b.log.Error("saving a message failed", "chat_id", msg.Chat.ID, "err", err)
 		}
@@ -115,7 +115,7 @@ func (b *Bot) nonText(ctx context.Context, j *job, msg *telego.Message) {
 func (b *Bot) converse(ctx context.Context, j *job, msg *telego.Message) string {
 	text, addressed := b.addressed(ctx, msg)
 	addressed = addressed || j.in.Answer != "" // decided so before the crash
-	text = strings.TrimSpace(text)
+	text = strings.TrimSpace(cleanText(text))
 	chatID := msg.Chat.ID
 	history, err := b.store.History(ctx, chatID, j.in.UpdateID)
 	if err != nil {
@@ -167,5 +167,5 @@ func (b *Bot) generate(ctx context.Context, chatID int64, turns []dialog.Turn) (
 	stop := b.keepTyping(ctx, chatID)
 	defer stop()
 	answer, err := b.replier.Reply(ctx, chatID, turns)
-	return strings.TrimSpace(answer), err
+	return strings.TrimSpace(cleanText(answer)), err
 }

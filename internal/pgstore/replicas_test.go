@@ -3,6 +3,7 @@ package pgstore
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,8 +72,9 @@ func startReplica(t *testing.T, url string, api *telegramtest.Server, r bot.Repl
 }
 
 func post(r *replica, id int, m *telego.Message) error {
-	body := fmt.Sprintf(`{"update_id": %d, "message": {"message_id": %d, "date": 0, "chat": {"id": %d, "type": "supergroup"}, "from": {"id": 5, "is_bot": false, "first_name": "A"}, "text": %q}}`,
-		id, m.MessageID, m.Chat.ID, m.Text)
+	text, _ := json.Marshal(m.Text)
+	body := fmt.Sprintf(`{"update_id": %d, "message": {"message_id": %d, "date": 0, "chat": {"id": %d, "type": "supergroup"}, "from": {"id": 5, "is_bot": false, "first_name": "A"}, "text": %s}}`,
+		id, m.MessageID, m.Chat.ID, text)
 	req, _ := http.NewRequest(http.MethodPost, "http://"+r.bot.WebhookAddr().String()+"/hook", bytes.NewBufferString(body))
 	req.Header.Set(telego.WebhookSecretTokenHeader, hookSecret)
 	resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
@@ -164,4 +166,40 @@ func TestReplicasShareTheInbox(t *testing.T) {
 		}
 	}
 	t.Logf("A: %+v\nB: %+v", a.bot.Stats(), b.bot.Stats())
+}
+
+// Control characters in a message or a reply (a model can emit any byte;
+// PostgreSQL refuses a NUL in text) are dropped on the way in: the reply is
+// recorded and sent at once, not retried for a minute and replaced by the
+// apology, and the history keeps the message.
+func TestControlCharactersNeverReachTheStore(t *testing.T) {
+	url := newDatabase(t, pgtest.Start(t))
+	api := telegramtest.New(t)
+	log := &telegramtest.SyncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", log.String())
+		}
+	})
+	var seen atomic.Value
+	nul := replierFunc(func(_ context.Context, _ int64, turns []dialog.Turn) (string, error) {
+		seen.Store(turns[len(turns)-1].Text)
+		return "a\x00b\x01c\nd", nil
+	})
+	r := startReplica(t, url, api, nul, log)
+	m := &telego.Message{MessageID: 7, Chat: telego.Chat{ID: -5, Type: telego.ChatTypeSupergroup},
+		Text: fmt.Sprintf("@%s x\x00y", telegramtest.BotUser.Username)}
+	if err := post(r, 1, m); err != nil {
+		t.Fatal(err)
+	}
+	sent := api.WaitSent(t, -5, 1)
+	if sent[0].Text != "abc\nd" || sent[0].ReplyTo != 7 {
+		t.Errorf("sent %+v, want the reply without its control characters", sent[0])
+	}
+	if got := seen.Load(); got != "x y" && got != "xy" {
+		t.Errorf("the replier saw %q, want the message without its NUL", got)
+	}
+	if st := r.bot.Stats(); st.Retries != 0 || st.Dropped != 0 {
+		t.Errorf("stats %+v: a clean reply is neither retried nor dropped", st)
+	}
 }
