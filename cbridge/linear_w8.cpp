@@ -26,12 +26,15 @@
 #include <torch/library.h>
 #include <torch/torch.h>
 
+#include "workers.h"
+
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -243,36 +246,88 @@ void dot_rows_vnni(const int16_t *q, const float *qscale, const int8_t *w, const
   }
 }
 
-// Weights per thread's share of a layer: smaller layers run on the calling
-// thread alone. With OMP_WAIT_POLICY=PASSIVE (the bridge's default) every
-// parallel region wakes a sleeping thread, which costs about as much as a
-// 768x768 layer takes on one thread (docs/cpu.md).
-// DIALOGBOT_W8_TASK_WEIGHTS overrides it, for measuring.
-int64_t vnni_task_weights() {
+// Multiply-adds below which a layer runs on the calling thread alone: a
+// chunk's bookkeeping and a helper's cache misses cost more than they
+// save. DIALOGBOT_W8_TASK_WEIGHTS overrides it, for measuring.
+int64_t vnni_serial_work() {
   static const int64_t n = [] {
     const char *env = std::getenv("DIALOGBOT_W8_TASK_WEIGHTS");
     int64_t v = env != nullptr ? std::atoll(env) : 0;
-    return v > 0 ? v : int64_t{1} << 20;
+    return v > 0 ? v : int64_t{1} << 19;
   }();
   return n;
 }
 
-// direct_vnni: the decode path on VNNI. Each row is quantized with its own
-// scale; then the rows go over the weights together, in parallel over
-// blocks of 8 output rows.
-void direct_vnni(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale, const float *bias,
-                 torch::Tensor &y) {
+// Rows up to which a layer goes to the kernel's own workers (workers.h),
+// which save the wake-ups of short layers; beyond, at::parallel_for, whose
+// static split read the weights faster at 32 rows (docs/cpu.md).
+constexpr int64_t kWorkerRows = 8;
+
+// VnniWork is a layer's rows against its weights on the VNNI path, cut into
+// chunks of output rows (multiples of 8) of about 256K multiply-adds, for
+// the kernel's own workers (workers.h). It owns the quantized rows and
+// keeps the weights alive, since a helper may still be computing a chunk
+// the caller took over after the call returned.
+struct VnniWork final : cbridge::ChunkWork {
+  torch::Tensor w, scale, bias;  // bias undefined: none
+  std::vector<int16_t> q;
+  std::vector<float> qscale;
+  float *y = nullptr;
+  int64_t M = 0, in = 0, out = 0, rows_per_chunk = 8;
+
+  int64_t chunks() const override { return (out + rows_per_chunk - 1) / rows_per_chunk; }
+  int64_t scratch_floats() const override { return M * rows_per_chunk; }
+
+  // compute writes the chunk's outputs as [M, its rows].
+  void compute(int64_t c, float *scratch) const override {
+    const int64_t o0 = c * rows_per_chunk, n = std::min(out, o0 + rows_per_chunk) - o0;
+    const float *b = bias.defined() ? bias.data_ptr<float>() + o0 : nullptr;
+    dot_rows_vnni(q.data(), qscale.data(), w.data_ptr<int8_t>() + o0 * in, scale.data_ptr<float>() + o0, b,
+                  scratch, M, in, n, 0, n);
+  }
+
+  void commit(int64_t c, const float *scratch) const override {
+    const int64_t o0 = c * rows_per_chunk, n = std::min(out, o0 + rows_per_chunk) - o0;
+    for (int64_t m = 0; m < M; m++) std::memcpy(y + m * out + o0, scratch + m * n, n * sizeof(float));
+  }
+};
+
+// direct_vnni: the direct path on VNNI. Each row is quantized with its own
+// scale; then the rows go over the weights together, a block of 8 output
+// rows at a time, on the calling thread and the kernel's own workers.
+void direct_vnni(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale,
+                 const c10::optional<torch::Tensor> &bias, torch::Tensor &y) {
   const int64_t M = x.size(0), in = x.size(1), out = w.size(0);
-  std::vector<int16_t> q(static_cast<size_t>(M * in));
-  std::vector<float> qscale(static_cast<size_t>(M));
-  for (int64_t m = 0; m < M; m++) qscale[m] = quantize_row(x.data_ptr<float>() + m * in, q.data() + m * in, in);
-  const int8_t *wp = w.data_ptr<int8_t>();
-  const float *sp = scale.data_ptr<float>();
-  float *yp = y.data_ptr<float>();
-  const int64_t grain = std::max<int64_t>(8, vnni_task_weights() / std::max<int64_t>(in * M, 1)) / 8;
-  at::parallel_for(0, (out + 7) / 8, grain, [&](int64_t b0, int64_t b1) {
-    dot_rows_vnni(q.data(), qscale.data(), wp, sp, bias, yp, M, in, out, b0 * 8, std::min(out, b1 * 8));
-  });
+  auto work = std::make_shared<VnniWork>();
+  work->q.resize(static_cast<size_t>(M * in));
+  work->qscale.resize(static_cast<size_t>(M));
+  for (int64_t m = 0; m < M; m++) {
+    work->qscale[m] = quantize_row(x.data_ptr<float>() + m * in, work->q.data() + m * in, in);
+  }
+  const float *b = (bias && bias->defined()) ? bias->data_ptr<float>() : nullptr;
+  const int threads = at::get_num_threads();
+  if (threads <= 1 || out * in * M < vnni_serial_work()) {
+    dot_rows_vnni(work->q.data(), work->qscale.data(), w.data_ptr<int8_t>(), scale.data_ptr<float>(), b,
+                  y.data_ptr<float>(), M, in, out, 0, out);
+    return;
+  }
+  if (M > kWorkerRows) {
+    // Long enough per layer that a wake-up is noise; a static split keeps
+    // each thread's weights one contiguous stream.
+    const int8_t *wp = w.data_ptr<int8_t>();
+    const float *sp = scale.data_ptr<float>();
+    float *yp = y.data_ptr<float>();
+    const int64_t grain = std::max<int64_t>(8, (int64_t{1} << 20) / std::max<int64_t>(in * M, 1)) / 8;
+    at::parallel_for(0, (out + 7) / 8, grain, [&](int64_t b0, int64_t b1) {
+      dot_rows_vnni(work->q.data(), work->qscale.data(), wp, sp, b, yp, M, in, out, b0 * 8, std::min(out, b1 * 8));
+    });
+    return;
+  }
+  work->w = w, work->scale = scale, work->y = y.data_ptr<float>();
+  if (b != nullptr) work->bias = *bias;
+  work->M = M, work->in = in, work->out = out;
+  work->rows_per_chunk = std::max<int64_t>(8, ((int64_t{1} << 18) / std::max<int64_t>(in * M, 1) + 7) / 8 * 8);
+  cbridge::run_chunks(work, threads);
 }
 
 // direct: the decode path, parallel over blocks of output rows.
@@ -403,7 +458,7 @@ torch::Tensor linear_w8(const torch::Tensor &x, const torch::Tensor &w, const to
   auto y = torch::empty({x2.size(0), out}, x.options());
   const float *b = (bias && bias->defined()) ? bias->data_ptr<float>() : nullptr;
   if (x2.size(0) > 0 && have_vnni()) {
-    direct_vnni(x2, w, scale, b, y);
+    direct_vnni(x2, w, scale, bias, y);
   } else if (x2.size(0) > 0) {
     direct(x2, w, scale, b, y);
   }

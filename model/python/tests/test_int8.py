@@ -84,13 +84,13 @@ BRIDGE = os.path.join(REPO_ROOT, "bin", "libcbridge.so")
 # Run in a child process: loading the bridge defines dialogbot::linear_w8 there, which int8.py then
 # leaves to the bridge's kernel instead of defining its reference version.
 KERNEL_CHECK = textwrap.dedent("""
-    import sys, torch
+    import os, sys, torch
     torch.ops.load_library(sys.argv[1])
     sys.path.insert(0, sys.argv[2])
     import int8
     torch.manual_seed(0)
     worst = 0.0
-    for rows in (1, 2, 3, 5, 40, 300):
+    for rows in (1, 2, 3, 5, 40, 300) * int(os.environ.get("CHECK_ROUNDS", "1")):
         for out_f, in_f, bias in ((7, 5, True), (64, 24, False), (300, 777, True), (2304, 768, True)):
             q = int8.Int8Linear.from_linear(torch.nn.Linear(in_f, out_f, bias=bias))
             x = torch.randn(rows, in_f) * 3 + 1
@@ -108,11 +108,15 @@ KERNEL_CHECK = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not os.path.isfile(BRIDGE), reason=f"{BRIDGE} not built (make bridge)")
-@pytest.mark.parametrize("vnni", ["", "0"], ids=["this CPU's path", "AVX2 path"])
-def test_bridge_kernel_matches_reference(vnni):
+@pytest.mark.parametrize("vnni,steal_after_us,rounds", [("", "", "1"), ("0", "", "1"), ("", "0", "10")],
+                         ids=["this CPU's path", "AVX2 path", "the caller races the helpers for every chunk"])
+def test_bridge_kernel_matches_reference(vnni, steal_after_us, rounds):
     """The C++ kernel against int8.py, path for path: the direct kernel (VNNI's for every row count
-    where the CPU has it; AVX2's up to 4 rows) and the engine's tiles."""
-    env = dict(os.environ, DIALOGBOT_W8_VNNI=vnni)
+    where the CPU has it; AVX2's up to 4 rows) and the engine's tiles. The third run makes the
+    caller take over every chunk a helper holds (cbridge/workers.cpp), so that both compute most
+    chunks and one result must win whole, ten times over."""
+    env = dict(os.environ, DIALOGBOT_W8_VNNI=vnni, DIALOGBOT_W8_STEAL_AFTER_US=steal_after_us,
+               CHECK_ROUNDS=rounds)
     res = subprocess.run([sys.executable, "-c", KERNEL_CHECK, BRIDGE, HERE], capture_output=True,
                          text=True, cwd="/", env=env)
     assert res.returncode == 0, res.stderr[-2000:]
