@@ -58,6 +58,17 @@ listen = "127.0.0.1:0"
 		filepath.Join(t.TempDir(), "unused.db"), dbURL))
 }
 
+// replicaSetup is what the replica tests share: tiny-gpt2 exported, a
+// throwaway PostgreSQL, the fake Bot API and serve's log.
+func replicaSetup(t *testing.T) (model, dbURL string, api *telegramtest.Server, log *telegramtest.SyncBuffer) {
+	t.Helper()
+	testmodel.RequireBridge(t)
+	model = testmodel.Export(t, "tiny-gpt2")
+	dbURL = pgtest.Start(t)
+	t.Setenv(config.TokenEnv, telegramtest.Token)
+	return model, dbURL, telegramtest.New(t), serveLog(t)
+}
+
 func freeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -92,12 +103,7 @@ func postUpdate(addr string, id int, m *telego.Message) error {
 // messages over 20 chats; one replica is killed with SIGKILL while
 // replying. Every message is answered once, each chat in order.
 func TestServeReplicasSurviveKill(t *testing.T) {
-	testmodel.RequireBridge(t)
-	model := testmodel.Export(t, "tiny-gpt2")
-	dbURL := pgtest.Start(t)
-	t.Setenv(config.TokenEnv, telegramtest.Token)
-	api := telegramtest.New(t)
-	log := serveLog(t)
+	model, dbURL, api, log := replicaSetup(t)
 	addrs := []string{freeAddr(t), freeAddr(t)}
 	children := []*child{
 		startChild(t, replicaConfig(t, api.URL, model, dbURL, addrs[0]), log),
@@ -142,13 +148,8 @@ func TestServeReplicasSurviveKill(t *testing.T) {
 // it renewed only live claims and never claimed its own expired ones again,
 // so the chats it held at the stall were answered by no one.
 func TestServeReplicaStallsPastItsClaims(t *testing.T) {
-	testmodel.RequireBridge(t)
-	model := testmodel.Export(t, "tiny-gpt2")
-	dbURL := pgtest.Start(t)
-	t.Setenv(config.TokenEnv, telegramtest.Token)
-	api := telegramtest.New(t)
+	model, dbURL, api, log := replicaSetup(t)
 	addr := freeAddr(t)
-	log := serveLog(t)
 	c := startChild(t, replicaConfig(t, api.URL, model, dbURL, addr), log)
 	for api.CallCount("setWebhook") < 1 {
 		time.Sleep(10 * time.Millisecond) // orders the test only; a hang ends in the test's timeout

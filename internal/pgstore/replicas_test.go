@@ -71,6 +71,17 @@ func startReplica(t *testing.T, url string, api *telegramtest.Server, r bot.Repl
 	return rep
 }
 
+// failureLog is the replicas' log, shown when the test failed.
+func failureLog(t *testing.T) *telegramtest.SyncBuffer {
+	log := &telegramtest.SyncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", log.String())
+		}
+	})
+	return log
+}
+
 func post(r *replica, id int, m *telego.Message) error {
 	text, _ := json.Marshal(m.Text)
 	body := fmt.Sprintf(`{"update_id": %d, "message": {"message_id": %d, "date": 0, "chat": {"id": %d, "type": "supergroup"}, "from": {"id": 5, "is_bot": false, "first_name": "A"}, "text": %s}}`,
@@ -107,12 +118,7 @@ func (f replierFunc) Reply(ctx context.Context, chatID int64, turns []dialog.Tur
 func TestReplicasShareTheInbox(t *testing.T) {
 	url := newDatabase(t, pgtest.Start(t))
 	api := telegramtest.New(t)
-	log := &telegramtest.SyncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", log.String())
-		}
-	})
+	log := failureLog(t)
 	var dying atomic.Bool
 	hanging := replierFunc(func(ctx context.Context, chatID int64, turns []dialog.Turn) (string, error) {
 		if dying.Load() {
@@ -175,12 +181,7 @@ func TestReplicasShareTheInbox(t *testing.T) {
 func TestControlCharactersNeverReachTheStore(t *testing.T) {
 	url := newDatabase(t, pgtest.Start(t))
 	api := telegramtest.New(t)
-	log := &telegramtest.SyncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", log.String())
-		}
-	})
+	log := failureLog(t)
 	var seen atomic.Value
 	nul := replierFunc(func(_ context.Context, _ int64, turns []dialog.Turn) (string, error) {
 		seen.Store(turns[len(turns)-1].Text)
