@@ -249,7 +249,7 @@ void dot_rows_vnni(const int16_t *q, const float *qscale, const int8_t *w, const
 // Multiply-adds below which a layer runs on the calling thread alone: a
 // chunk's bookkeeping and a helper's cache misses cost more than they
 // save. DIALOGBOT_W8_TASK_WEIGHTS overrides it, for measuring.
-int64_t vnni_serial_work() {
+int64_t serial_work() {
   static const int64_t n = [] {
     const char *env = std::getenv("DIALOGBOT_W8_TASK_WEIGHTS");
     int64_t v = env != nullptr ? std::atoll(env) : 0;
@@ -263,90 +263,139 @@ int64_t vnni_serial_work() {
 // static split read the weights faster at 32 rows (docs/cpu.md).
 constexpr int64_t kWorkerRows = 8;
 
-// VnniWork is a layer's rows against its weights on the VNNI path, cut into
-// chunks of output rows (multiples of 8) of about 256K multiply-adds, for
-// the kernel's own workers (workers.h). It owns the quantized rows and
-// keeps the weights alive, since a helper may still be computing a chunk
-// the caller took over after the call returned.
-struct VnniWork final : cbridge::ChunkWork {
+// LayerChunks is a layer's rows against its weights cut into chunks of
+// output rows (multiples of 8) of about 256K multiply-adds, for the
+// kernel's own workers (workers.h). It keeps its inputs and the weights
+// alive, since a helper may still be computing a chunk the caller took over
+// after the call returned. The paths say how a chunk is computed.
+struct LayerChunks : cbridge::ChunkWork {
   torch::Tensor w, scale, bias;  // bias undefined: none
-  std::vector<int16_t> q;
-  std::vector<float> qscale;
   float *y = nullptr;
   int64_t M = 0, in = 0, out = 0, rows_per_chunk = 8;
+
+  LayerChunks(const torch::Tensor &w_, const torch::Tensor &scale_, const c10::optional<torch::Tensor> &bias_,
+              torch::Tensor &y_, int64_t rows)
+      : w(w_), scale(scale_), y(y_.data_ptr<float>()), M(rows), in(w_.size(1)), out(w_.size(0)) {
+    if (bias_ && bias_->defined()) bias = *bias_;
+    rows_per_chunk = std::max<int64_t>(8, ((int64_t{1} << 18) / std::max<int64_t>(in * M, 1) + 7) / 8 * 8);
+  }
 
   int64_t chunks() const override { return (out + rows_per_chunk - 1) / rows_per_chunk; }
   int64_t scratch_floats() const override { return M * rows_per_chunk; }
 
-  // compute writes the chunk's outputs as [M, its rows].
-  void compute(int64_t c, float *scratch) const override {
-    const int64_t o0 = c * rows_per_chunk, n = std::min(out, o0 + rows_per_chunk) - o0;
-    const float *b = bias.defined() ? bias.data_ptr<float>() + o0 : nullptr;
-    dot_rows_vnni(q.data(), qscale.data(), w.data_ptr<int8_t>() + o0 * in, scale.data_ptr<float>() + o0, b,
-                  scratch, M, in, n, 0, n);
+  // first and size of chunk c's output rows.
+  std::pair<int64_t, int64_t> rows_of(int64_t c) const {
+    const int64_t o0 = c * rows_per_chunk;
+    return {o0, std::min(out, o0 + rows_per_chunk) - o0};
   }
+  const float *bias_at(int64_t o0) const { return bias.defined() ? bias.data_ptr<float>() + o0 : nullptr; }
 
+  // A chunk's outputs are computed as [M, its rows] into scratch.
   void commit(int64_t c, const float *scratch) const override {
-    const int64_t o0 = c * rows_per_chunk, n = std::min(out, o0 + rows_per_chunk) - o0;
+    const auto [o0, n] = rows_of(c);
     for (int64_t m = 0; m < M; m++) std::memcpy(y + m * out + o0, scratch + m * n, n * sizeof(float));
   }
 };
 
+// VnniChunks: the VNNI path; it owns the rows quantized to int16.
+struct VnniChunks final : LayerChunks {
+  using LayerChunks::LayerChunks;
+  std::vector<int16_t> q;
+  std::vector<float> qscale;
+
+  void compute(int64_t c, float *scratch) const override {
+    const auto [o0, n] = rows_of(c);
+    dot_rows_vnni(q.data(), qscale.data(), w.data_ptr<int8_t>() + o0 * in, scale.data_ptr<float>() + o0,
+                  bias_at(o0), scratch, M, in, n, 0, n);
+  }
+};
+
+// FloatChunks: the AVX2 path (or plain C++); it keeps the float rows.
+struct FloatChunks final : LayerChunks {
+  FloatChunks(const torch::Tensor &x_, const torch::Tensor &w_, const torch::Tensor &scale_,
+              const c10::optional<torch::Tensor> &bias_, torch::Tensor &y_)
+      : LayerChunks(w_, scale_, bias_, y_, x_.size(0)), x(x_) {}
+  torch::Tensor x;
+
+  // compute_rows writes output rows [o0, o1) of every row straight to y.
+  void compute_rows(int64_t o0, int64_t o1) const {
+    const int8_t *wp = w.data_ptr<int8_t>();
+    const float *sp = scale.data_ptr<float>();
+    if (have_avx2()) {
+      dot_rows_avx2(x.data_ptr<float>(), wp, sp, bias_at(0), y, M, in, out, o0, o1);
+    } else {
+      dot_rows_generic(x.data_ptr<float>(), wp, sp, bias_at(0), y, M, in, out, o0, o1);
+    }
+  }
+
+  void compute(int64_t c, float *scratch) const override {
+    const auto [o0, n] = rows_of(c);
+    const int8_t *wp = w.data_ptr<int8_t>() + o0 * in;
+    const float *sp = scale.data_ptr<float>() + o0;
+    if (have_avx2()) {
+      dot_rows_avx2(x.data_ptr<float>(), wp, sp, bias_at(o0), scratch, M, in, n, 0, n);
+    } else {
+      dot_rows_generic(x.data_ptr<float>(), wp, sp, bias_at(o0), scratch, M, in, n, 0, n);
+    }
+  }
+};
+
+// on_workers says whether a layer goes to the kernel's own workers: big
+// enough to share, and few enough rows that a parallel region's wake-up
+// would be a large part of it.
+bool on_workers(int threads, int64_t M, int64_t in, int64_t out) {
+  return threads > 1 && M <= kWorkerRows && out * in * M >= serial_work();
+}
+
 // direct_vnni: the direct path on VNNI. Each row is quantized with its own
 // scale; then the rows go over the weights together, a block of 8 output
-// rows at a time, on the calling thread and the kernel's own workers.
+// rows at a time, on the calling thread and the kernel's own workers (or,
+// for many rows, libtorch's threads).
 void direct_vnni(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale,
                  const c10::optional<torch::Tensor> &bias, torch::Tensor &y) {
   const int64_t M = x.size(0), in = x.size(1), out = w.size(0);
-  auto work = std::make_shared<VnniWork>();
+  auto work = std::make_shared<VnniChunks>(w, scale, bias, y, M);
   work->q.resize(static_cast<size_t>(M * in));
   work->qscale.resize(static_cast<size_t>(M));
   for (int64_t m = 0; m < M; m++) {
     work->qscale[m] = quantize_row(x.data_ptr<float>() + m * in, work->q.data() + m * in, in);
   }
-  const float *b = (bias && bias->defined()) ? bias->data_ptr<float>() : nullptr;
   const int threads = at::get_num_threads();
-  if (threads <= 1 || out * in * M < vnni_serial_work()) {
-    dot_rows_vnni(work->q.data(), work->qscale.data(), w.data_ptr<int8_t>(), scale.data_ptr<float>(), b,
-                  y.data_ptr<float>(), M, in, out, 0, out);
+  if (on_workers(threads, M, in, out)) {
+    cbridge::run_chunks(work, threads);
     return;
   }
-  if (M > kWorkerRows) {
-    // Long enough per layer that a wake-up is noise; a static split keeps
-    // each thread's weights one contiguous stream.
-    const int8_t *wp = w.data_ptr<int8_t>();
-    const float *sp = scale.data_ptr<float>();
-    float *yp = y.data_ptr<float>();
-    const int64_t grain = std::max<int64_t>(8, (int64_t{1} << 20) / std::max<int64_t>(in * M, 1)) / 8;
-    at::parallel_for(0, (out + 7) / 8, grain, [&](int64_t b0, int64_t b1) {
-      dot_rows_vnni(work->q.data(), work->qscale.data(), wp, sp, b, yp, M, in, out, b0 * 8, std::min(out, b1 * 8));
-    });
-    return;
-  }
-  work->w = w, work->scale = scale, work->y = y.data_ptr<float>();
-  if (b != nullptr) work->bias = *bias;
-  work->M = M, work->in = in, work->out = out;
-  work->rows_per_chunk = std::max<int64_t>(8, ((int64_t{1} << 18) / std::max<int64_t>(in * M, 1) + 7) / 8 * 8);
-  cbridge::run_chunks(work, threads);
+  const int8_t *wp = w.data_ptr<int8_t>();
+  const float *sp = scale.data_ptr<float>(), *b = work->bias_at(0);
+  float *yp = y.data_ptr<float>();
+  // Small layers stay on this thread; for many rows a wake-up is noise, and
+  // a static split keeps each thread's weights one contiguous stream.
+  const int64_t grain = std::max<int64_t>(8, (int64_t{1} << 20) / std::max<int64_t>(in * M, 1)) / 8;
+  at::parallel_for(0, (out + 7) / 8, grain, [&](int64_t b0, int64_t b1) {
+    dot_rows_vnni(work->q.data(), work->qscale.data(), wp, sp, b, yp, M, in, out, b0 * 8, std::min(out, b1 * 8));
+  });
 }
 
-// direct: the decode path, parallel over blocks of output rows.
-void direct(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale, const float *bias,
-            torch::Tensor &y) {
+// direct: the direct path without VNNI (up to 4 rows: direct_rows), on the
+// calling thread and the kernel's own workers.
+void direct(const torch::Tensor &x, const torch::Tensor &w, const torch::Tensor &scale,
+            const c10::optional<torch::Tensor> &bias, torch::Tensor &y) {
   const int64_t M = x.size(0), in = x.size(1), out = w.size(0);
-  const float *xp = x.data_ptr<float>(), *sp = scale.data_ptr<float>();
-  const int8_t *wp = w.data_ptr<int8_t>();
-  float *yp = y.data_ptr<float>();
-  const bool avx2 = have_avx2();
-  // Grain: ~64K weights per task, so small layers do not pay for threads.
+  auto work = std::make_shared<FloatChunks>(x, w, scale, bias, y);
+  const int threads = at::get_num_threads();
+  if (threads <= 1 || out * in * M < serial_work()) {
+    work->compute_rows(0, out);
+    return;
+  }
+  if (on_workers(threads, M, in, out)) {
+    cbridge::run_chunks(work, threads);
+    return;
+  }
+  // More rows than the workers take (DIALOGBOT_W8_DIRECT_ROWS): libtorch's
+  // threads, about 64K weights a task.
   const int64_t grain = std::max<int64_t>(4, (1 << 16) / std::max<int64_t>(in, 1)) / 4;
   at::parallel_for(0, (out + 3) / 4, grain, [&](int64_t b0, int64_t b1) {
-    int64_t o0 = b0 * 4, o1 = std::min(out, b1 * 4);
-    if (avx2) {
-      dot_rows_avx2(xp, wp, sp, bias, yp, M, in, out, o0, o1);
-    } else {
-      dot_rows_generic(xp, wp, sp, bias, yp, M, in, out, o0, o1);
-    }
+    work->compute_rows(b0 * 4, std::min(out, b1 * 4));
   });
 }
 
@@ -456,11 +505,10 @@ torch::Tensor linear_w8(const torch::Tensor &x, const torch::Tensor &w, const to
   shape.back() = out;
   if (x2.size(0) > direct_rows()) return engine(x2, w, scale, bias).view(shape);
   auto y = torch::empty({x2.size(0), out}, x.options());
-  const float *b = (bias && bias->defined()) ? bias->data_ptr<float>() : nullptr;
   if (x2.size(0) > 0 && have_vnni()) {
     direct_vnni(x2, w, scale, bias, y);
   } else if (x2.size(0) > 0) {
-    direct(x2, w, scale, b, y);
+    direct(x2, w, scale, bias, y);
   }
   return y.view(shape);
 }

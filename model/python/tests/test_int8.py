@@ -108,8 +108,9 @@ KERNEL_CHECK = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not os.path.isfile(BRIDGE), reason=f"{BRIDGE} not built (make bridge)")
-@pytest.mark.parametrize("vnni,steal_after_us,rounds", [("", "", "1"), ("0", "", "1"), ("", "0", "10")],
-                         ids=["this CPU's path", "AVX2 path", "the caller races the helpers for every chunk"])
+@pytest.mark.parametrize("vnni,steal_after_us,rounds", [("", "", "1"), ("0", "", "1"), ("", "0", "10"), ("0", "0", "10")],
+                         ids=["this CPU's path", "AVX2 path", "the caller races the helpers for every chunk",
+                              "AVX2 path, the caller races the helpers"])
 def test_bridge_kernel_matches_reference(vnni, steal_after_us, rounds):
     """The C++ kernel against int8.py, path for path: the direct kernel (VNNI's for every row count
     where the CPU has it; AVX2's up to 4 rows) and the engine's tiles. The third run makes the
