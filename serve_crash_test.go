@@ -104,14 +104,36 @@ func (c *child) term(t *testing.T) {
 	}
 }
 
-// crashConfig is serve's config for the crash tests: the default shutdown
-// grace, limits high enough not to slow the test.
-func crashConfig(t *testing.T, apiURL, model, db string) string {
+// processConfig is the config of a serve child of the process tests: the
+// fake Bot API, the test's apology and rate limits high enough not to slow
+// the test, in webhook mode behind the test's balancer when webhook (the
+// address to listen on) is set, plus the test's own sections.
+func processConfig(t *testing.T, apiURL, webhook, sections string) string {
+	mode := ""
+	if webhook != "" {
+		mode = fmt.Sprintf(`mode = "webhook"
+webhook_listen = %q
+webhook_path = "/hook"
+webhook_url = "https://example.org/hook"
+webhook_secret = %q
+`, webhook, replicaSecret)
+	}
 	return writeConfig(t, fmt.Sprintf(`
 [telegram]
 api_url = %q
 apology = %q
+%s
+[bot]
+chat_per_second = 1000.0
+group_per_minute = 60000.0
+global_per_second = 10000.0
+%s`, apiURL, serveApology, mode, sections))
+}
 
+// tinyModelSections: tiny-gpt2 on the test device, short replies, and
+// /metrics on a free port (tests run side by side).
+func tinyModelSections(model string) string {
+	return fmt.Sprintf(`
 [model]
 path = %q
 device = %q
@@ -120,18 +142,18 @@ device = %q
 max_new_tokens = 12
 fallback_reply = %q
 
+[ops]
+listen = "127.0.0.1:0"
+`, model, testmodel.Device(), serveFallback)
+}
+
+// crashConfig is serve's config for the crash tests: polling, the SQLite
+// store at db, the default shutdown grace.
+func crashConfig(t *testing.T, apiURL, model, db string) string {
+	return processConfig(t, apiURL, "", tinyModelSections(model)+fmt.Sprintf(`
 [storage]
 path = %q
-
-[bot]
-chat_per_second = 1000.0
-group_per_minute = 60000.0
-global_per_second = 10000.0
-
-[ops]
-# A free port: tests run side by side.
-listen = "127.0.0.1:0"
-`, apiURL, serveApology, model, testmodel.Device(), serveFallback, db))
+`, db))
 }
 
 // crashTraffic is n messages over chats groups, each mentioning the bot, so

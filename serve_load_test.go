@@ -123,16 +123,7 @@ func replicaLoad(t *testing.T, model string, n, threads, chats, perChat int) flo
 // loadConfig is a replica's config for the measurement: nano-ru on the
 // CPU, webhook mode, the shared PostgreSQL inbox, /metrics on ops.
 func loadConfig(t *testing.T, apiURL, model, dbURL, hook, ops string, threads int) string {
-	return writeConfig(t, fmt.Sprintf(`
-[telegram]
-api_url = %q
-apology = %q
-mode = "webhook"
-webhook_listen = %q
-webhook_path = "/hook"
-webhook_url = "https://example.org/hook"
-webhook_secret = %q
-
+	return processConfig(t, apiURL, hook, fmt.Sprintf(`
 [model]
 path = %q
 device = "cpu"
@@ -147,14 +138,9 @@ timeout = "120s"
 url = %q
 claim_ttl = "5s"
 
-[bot]
-chat_per_second = 1000.0
-group_per_minute = 60000.0
-global_per_second = 10000.0
-
 [ops]
 listen = %q
-`, apiURL, serveApology, hook, replicaSecret, model, threads, serveFallback, dbURL, ops))
+`, model, threads, serveFallback, dbURL, ops))
 }
 
 // balancer is a round-robin reverse proxy over the replicas' webhooks, as a

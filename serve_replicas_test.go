@@ -23,39 +23,12 @@ const replicaSecret = "replica-secret"
 // shared PostgreSQL database, with a short claim TTL so that a dead
 // replica's chats are taken over within seconds.
 func replicaConfig(t *testing.T, apiURL, model, dbURL, listen string) string {
-	return writeConfig(t, fmt.Sprintf(`
-[telegram]
-api_url = %q
-apology = %q
-mode = "webhook"
-webhook_listen = %q
-webhook_path = "/hook"
-webhook_url = "https://example.org/hook"
-webhook_secret = %q
-
-[model]
-path = %q
-device = %q
-
-[generation]
-max_new_tokens = 12
-fallback_reply = %q
-
+	return processConfig(t, apiURL, listen, tinyModelSections(model)+fmt.Sprintf(`
 [storage]
 path = %q
 url = %q
 claim_ttl = "2s"
-
-[bot]
-chat_per_second = 1000.0
-group_per_minute = 60000.0
-global_per_second = 10000.0
-
-[ops]
-# A free port: tests run side by side.
-listen = "127.0.0.1:0"
-`, apiURL, serveApology, listen, replicaSecret, model, testmodel.Device(), serveFallback,
-		filepath.Join(t.TempDir(), "unused.db"), dbURL))
+`, filepath.Join(t.TempDir(), "unused.db"), dbURL))
 }
 
 // replicaSetup is what the replica tests share: tiny-gpt2 exported, a
