@@ -258,18 +258,26 @@ func (r crashReport) check(t *testing.T, n int) {
 	}
 }
 
-// TestServeSurvivesKill: 100 messages over 20 chats; serve is killed with
-// SIGKILL three times while it replies (each time right after the fake
-// Bot API took a reply, before serve could record it), then started again.
-func TestServeSurvivesKill(t *testing.T) {
+// crashSetup is what the crash tests share: tiny-gpt2 exported, the fake
+// Bot API holding 100 messages over 20 chats, serve's log and its config on
+// a fresh SQLite file.
+func crashSetup(t *testing.T) (*telegramtest.Server, *telegramtest.SyncBuffer, string, []*telego.Message) {
+	t.Helper()
 	testmodel.RequireBridge(t)
 	model := testmodel.Export(t, "tiny-gpt2")
 	t.Setenv(config.TokenEnv, telegramtest.Token)
 	api := telegramtest.New(t)
-	log := serveLog(t)
 	cfg := crashConfig(t, api.URL, model, filepath.Join(t.TempDir(), "bot.db"))
 	msgs := crashTraffic(20, 100)
 	api.Push(msgs...)
+	return api, serveLog(t), cfg, msgs
+}
+
+// TestServeSurvivesKill: 100 messages over 20 chats; serve is killed with
+// SIGKILL three times while it replies (each time right after the fake
+// Bot API took a reply, before serve could record it), then started again.
+func TestServeSurvivesKill(t *testing.T) {
+	api, log, cfg, msgs := crashSetup(t)
 	for _, at := range []int{15, 45, 75} {
 		c := startChild(t, cfg, log)
 		api.WaitAllSent(t, at)
@@ -286,14 +294,7 @@ func TestServeSurvivesKill(t *testing.T) {
 // grace ends with replies queued and in flight; then a restart: the rest is
 // answered, nothing twice.
 func TestServeSurvivesTerm(t *testing.T) {
-	testmodel.RequireBridge(t)
-	model := testmodel.Export(t, "tiny-gpt2")
-	t.Setenv(config.TokenEnv, telegramtest.Token)
-	api := telegramtest.New(t)
-	log := serveLog(t)
-	cfg := crashConfig(t, api.URL, model, filepath.Join(t.TempDir(), "bot.db"))
-	msgs := crashTraffic(20, 100)
-	api.Push(msgs...)
+	api, log, cfg, msgs := crashSetup(t)
 	api.SetDelay("sendMessage", time.Second)
 	c := startChild(t, cfg, log)
 	api.WaitAllSent(t, 30)
