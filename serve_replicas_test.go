@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
-	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -51,23 +49,9 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// postUpdate delivers a message as Telegram's webhook does.
+// postUpdate delivers a message to the replica listening at addr.
 func postUpdate(addr string, id int, m *telego.Message) error {
-	body := fmt.Sprintf(`{"update_id": %d, "message": {"message_id": %d, "date": 0, "chat": {"id": %d, "type": "supergroup"}, "from": {"id": 5, "is_bot": false, "first_name": "U"}, "text": %q}}`,
-		id, m.MessageID, m.Chat.ID, m.Text)
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/hook", bytes.NewBufferString(body))
-	req.Header.Set(telego.WebhookSecretTokenHeader, replicaSecret)
-	client := &http.Client{Transport: &http.Transport{}, Timeout: time.Minute} // a hang guard: a loaded CI machine is slow
-	defer client.CloseIdleConnections()
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return nil
+	return telegramtest.PostWebhook("http://"+addr+"/hook", replicaSecret, id, m)
 }
 
 // TestServeReplicasSurviveKill: two serve processes in webhook mode share a

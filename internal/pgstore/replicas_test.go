@@ -1,13 +1,10 @@
 package pgstore
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,20 +80,7 @@ func failureLog(t *testing.T) *telegramtest.SyncBuffer {
 }
 
 func post(r *replica, id int, m *telego.Message) error {
-	text, _ := json.Marshal(m.Text)
-	body := fmt.Sprintf(`{"update_id": %d, "message": {"message_id": %d, "date": 0, "chat": {"id": %d, "type": "supergroup"}, "from": {"id": 5, "is_bot": false, "first_name": "A"}, "text": %s}}`,
-		id, m.MessageID, m.Chat.ID, text)
-	req, _ := http.NewRequest(http.MethodPost, "http://"+r.bot.WebhookAddr().String()+"/hook", bytes.NewBufferString(body))
-	req.Header.Set(telego.WebhookSecretTokenHeader, hookSecret)
-	resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return nil
+	return telegramtest.PostWebhook("http://"+r.bot.WebhookAddr().String()+"/hook", hookSecret, id, m)
 }
 
 func echo(_ context.Context, _ int64, turns []dialog.Turn) (string, error) {
