@@ -11,6 +11,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import gpt2  # noqa: E402
+import report  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -45,15 +46,8 @@ TINY = dict(n_layer=2, n_head=2, n_embd=16, n_positions=32)
 
 
 def byte_chars():
-    """GPT-2's byte -> printable character table (the base alphabet of byte-level BPE)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for _, c in sorted(zip(bs, cs))]
+    """GPT-2's byte -> printable character table (the base alphabet of byte-level BPE), as report.py has it."""
+    return report.byte_chars()
 
 
 MERGES = [["Ġ", "Ð"], ["Ð", "¿"], ["h", "i"], ["Ġ", "hi"]]

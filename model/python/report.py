@@ -39,8 +39,8 @@ class Sample(NamedTuple):
 # ----------------------------------------------------------------------------- decoding
 
 
-def _byte_decoder() -> Dict[str, int]:
-    """GPT-2's printable character -> byte table, inverted (byte-level BPE's alphabet)."""
+def byte_chars() -> List[str]:
+    """GPT-2's byte -> printable character table, indexed by byte (byte-level BPE's alphabet)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs, n = bs[:], 0
     for b in range(256):
@@ -48,7 +48,12 @@ def _byte_decoder() -> Dict[str, int]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
+    return [chr(c) for _, c in sorted(zip(bs, cs))]
+
+
+def _byte_decoder() -> Dict[str, int]:
+    """GPT-2's printable character -> byte table."""
+    return {c: b for b, c in enumerate(byte_chars())}
 
 
 class Decoder:

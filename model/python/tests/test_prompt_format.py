@@ -14,6 +14,7 @@ REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import prompt_format as pf  # noqa: E402
+import report  # noqa: E402
 from prompt_format import BOT, USER, Turn  # noqa: E402
 
 GOLDEN = os.path.join(REPO, "testdata", "prompt_golden.json")
@@ -91,15 +92,7 @@ def test_build_prompt_never_cuts_the_newest_turn():
 
 def bytes_to_unicode():
     """GPT-2's table mapping each byte to a printable character (byte-level BPE)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    return dict(enumerate(report.byte_chars()))
 
 
 class Decoder:
