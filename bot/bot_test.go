@@ -288,12 +288,7 @@ func TestRetryAfterIsWaitedOutAndSentOnce(t *testing.T) {
 
 func TestWebhook(t *testing.T) {
 	f := newFakeAPI(t)
-	opts := testOptions(t, f)
-	opts.Mode = ModeWebhook
-	opts.WebhookListen = "127.0.0.1:0"
-	opts.WebhookPath = "/hook"
-	opts.WebhookURL = "https://example.org/hook"
-	opts.WebhookSecret = "s3cret-value"
+	opts := webhookOptions(t, f)
 	r := startBot(t, f, &recorder{}, opts)
 	if got := f.webhookParams(); got["url"] != opts.WebhookURL || got["secret_token"] != opts.WebhookSecret {
 		t.Fatalf("setWebhook got %v", got)

@@ -92,19 +92,7 @@ func TestIdleConnectionsDoNotBlockUpdates(t *testing.T) {
 	waitFor(t, "listener", func() bool { return r.bot.WebhookAddr() != nil })
 	addr := r.bot.WebhookAddr().String()
 	const idle = 200
-	conns := make([]net.Conn, 0, idle)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range idle {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
+	dialIdle(t, addr, idle)
 	start := time.Now()
 	if got := postUpdate(t, "http://"+addr+"/hook", opts.WebhookSecret, 1, private(42, "real")); got != http.StatusOK {
 		t.Fatalf("status %d", got)
@@ -145,19 +133,7 @@ func TestIdleConnectionsUnderFDLimit(t *testing.T) {
 	r := startBot(t, f, &recorder{}, opts)
 	waitFor(t, "listener", func() bool { return r.bot.WebhookAddr() != nil })
 	addr := r.bot.WebhookAddr().String()
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range idle {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatalf("after %d connections: %v", len(conns), err)
-		}
-		conns = append(conns, c)
-	}
+	dialIdle(t, addr, idle)
 	for i := range 5 {
 		start := time.Now()
 		if got := postUpdate(t, "http://"+addr+"/hook", opts.WebhookSecret, i+1, private(42, fmt.Sprint("real ", i))); got != http.StatusOK {
@@ -168,4 +144,23 @@ func TestIdleConnectionsUnderFDLimit(t *testing.T) {
 	}
 	r.stop()
 	t.Logf("%d idle connections closed to make room", r.bot.shedConns())
+}
+
+// dialIdle opens n connections to addr that never send a request; they are
+// closed when the test ends.
+func dialIdle(t *testing.T, addr string, n int) {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("after %d connections: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
 }
