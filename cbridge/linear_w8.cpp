@@ -248,10 +248,10 @@ void dot_rows_vnni(const int16_t *q, const float *qscale, const int8_t *w, const
 
 // Multiply-adds below which a layer runs on the calling thread alone: a
 // chunk's bookkeeping and a helper's cache misses cost more than they
-// save. DIALOGBOT_W8_TASK_WEIGHTS overrides it, for measuring.
+// save. DIALOGBOT_W8_SERIAL_WORK overrides it, for measuring.
 int64_t serial_work() {
   static const int64_t n = [] {
-    const char *env = std::getenv("DIALOGBOT_W8_TASK_WEIGHTS");
+    const char *env = std::getenv("DIALOGBOT_W8_SERIAL_WORK");
     int64_t v = env != nullptr ? std::atoll(env) : 0;
     return v > 0 ? v : int64_t{1} << 19;
   }();
